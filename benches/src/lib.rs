@@ -1,0 +1,1 @@
+//! Fixtures shared by the edge benchmarks: OpenAPI documents and snapshots built from them.

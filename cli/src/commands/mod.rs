@@ -1,0 +1,58 @@
+//! One module per `mockforge` subcommand.
+
+pub mod control_plane;
+pub mod edge;
+pub mod mock;
+pub mod serve;
+
+use crate::settings::Settings;
+
+/// Builds the control plane's configuration from validated settings.
+pub(crate) fn control_plane_config(settings: &Settings) -> mockforge_control_plane::ControlPlaneConfig {
+    mockforge_control_plane::ControlPlaneConfig {
+        data_dir: settings.data_dir.clone(),
+        database_url: settings.database_url.clone(),
+        redis_url: settings.redis_url.clone(),
+        public_edge_url: settings.public_edge_url.clone(),
+        admin_emails: settings.admin_emails.clone(),
+        jwt_secret: settings.jwt_secret.clone(),
+        allow_private_networks: settings.fetch.allow_private_networks,
+        max_document_bytes: settings.fetch.max_document_bytes,
+        fetch_timeout: settings.fetch.timeout,
+    }
+}
+
+/// Builds a multi-threaded tokio runtime for a long-running command.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("mockforge").build()?;
+    Ok(runtime)
+}
+
+/// Resolves when the process receives SIGINT (Ctrl-C) or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+
+    tokio::select! {
+        () = interrupt => tracing::info!("received SIGINT, shutting down"),
+        () = terminate => tracing::info!("received SIGTERM, shutting down"),
+    }
+}

@@ -1,0 +1,518 @@
+//! Settings shared by the `mockforge` commands, layered from a TOML file, environment variables
+//! and flags. A flag beats its environment variable, and the environment beats the file.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use mockforge_snapshot::{PlanLimits, PlanTable};
+
+/// Settings as given on the command line or in the environment, before validation.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SettingArgs {
+    /// TOML configuration file; flags and environment variables override its keys.
+    #[arg(long, env = "MOCKFORGE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Directory for the SQLite database, artifacts and generated secrets [default: ./mockforge-data].
+    #[arg(long, env = "MOCKFORGE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<String>,
+
+    /// Address of the control-plane API [default: 127.0.0.1:8080].
+    #[arg(long, env = "MOCKFORGE_API_LISTEN", value_name = "ADDR")]
+    pub api_listen: Option<String>,
+
+    /// Address of the edge that serves hosted mocks [default: 127.0.0.1:8081].
+    #[arg(long, env = "MOCKFORGE_EDGE_LISTEN", value_name = "ADDR")]
+    pub edge_listen: Option<String>,
+
+    /// Database URL: `sqlite://PATH` or `postgres://...` [default: a SQLite file in the data directory].
+    #[arg(long, env = "MOCKFORGE_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Redis URL (`redis://HOST:PORT`); without it, state that Redis would share stays in memory.
+    #[arg(long, env = "MOCKFORGE_REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+
+    /// Public URL of hosted mocks, with `{org}` standing for the organization slug
+    /// [default: http://{org}.localhost:{edge port}].
+    #[arg(long, env = "MOCKFORGE_PUBLIC_EDGE_URL", value_name = "URL")]
+    pub public_edge_url: Option<String>,
+
+    /// Comma-separated e-mail addresses whose accounts are platform admins.
+    #[arg(long, env = "MOCKFORGE_ADMIN_EMAILS", value_name = "LIST")]
+    pub admin_emails: Option<String>,
+
+    /// Allow fetching OpenAPI documents from private, loopback and link-local addresses
+    /// [default: true for `serve`, false for `control-plane`].
+    #[arg(long, env = "MOCKFORGE_FETCH_ALLOW_PRIVATE_NETWORKS", value_name = "BOOL")]
+    pub fetch_allow_private_networks: Option<String>,
+
+    /// Maximum size in bytes of a fetched or uploaded OpenAPI document [default: 33554432].
+    #[arg(long, env = "MOCKFORGE_FETCH_MAX_DOCUMENT_BYTES", value_name = "BYTES")]
+    pub fetch_max_document_bytes: Option<String>,
+
+    /// Timeout in seconds for fetching an OpenAPI document [default: 10].
+    #[arg(long, env = "MOCKFORGE_FETCH_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub fetch_timeout_seconds: Option<String>,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub api_listen: SocketAddr,
+    pub edge_listen: SocketAddr,
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    /// URL template of hosted mocks, containing `{org}` as the first label of its host.
+    pub public_edge_url: String,
+    /// The host part after `{org}.` in `public_edge_url`, without a port: the edge's base domain.
+    pub base_domain: String,
+    pub admin_emails: Vec<String>,
+    /// Secret for signing JWTs; when absent the control plane generates one into the data directory.
+    pub jwt_secret: Option<String>,
+    pub fetch: FetchSettings,
+    /// Limits of each plan: the defaults, with each `[plans.NAME]` table of the file replacing
+    /// the plan of that name.
+    pub plans: PlanTable,
+}
+
+/// Limits for fetching customers' OpenAPI documents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchSettings {
+    pub allow_private_networks: bool,
+    pub max_document_bytes: u64,
+    pub timeout: Duration,
+}
+
+/// Which command the settings are for; it decides defaults that differ between local and
+/// production use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// `mockforge serve`: everything in one process on a developer's machine.
+    AllInOne,
+    /// `mockforge control-plane`: the API alone, as operators run it.
+    ControlPlane,
+}
+
+/// Every invalid setting found, reported together.
+#[derive(Debug)]
+pub struct SettingsError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for problem in &self.problems {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+/// Keys the configuration file may contain, with the flag and variable that override each.
+const KEYS: &[(&str, &str, &str)] = &[
+    ("data_dir", "--data-dir", "MOCKFORGE_DATA_DIR"),
+    ("api_listen", "--api-listen", "MOCKFORGE_API_LISTEN"),
+    ("edge_listen", "--edge-listen", "MOCKFORGE_EDGE_LISTEN"),
+    ("database_url", "--database-url", "MOCKFORGE_DATABASE_URL"),
+    ("redis_url", "--redis-url", "MOCKFORGE_REDIS_URL"),
+    ("public_edge_url", "--public-edge-url", "MOCKFORGE_PUBLIC_EDGE_URL"),
+    ("admin_emails", "--admin-emails", "MOCKFORGE_ADMIN_EMAILS"),
+    ("jwt_secret", "", "MOCKFORGE_JWT_SECRET"),
+    ("fetch.allow_private_networks", "--fetch-allow-private-networks", "MOCKFORGE_FETCH_ALLOW_PRIVATE_NETWORKS"),
+    ("fetch.max_document_bytes", "--fetch-max-document-bytes", "MOCKFORGE_FETCH_MAX_DOCUMENT_BYTES"),
+    ("fetch.timeout_seconds", "--fetch-timeout-seconds", "MOCKFORGE_FETCH_TIMEOUT_SECONDS"),
+];
+
+/// One raw setting and where it came from, for error messages.
+struct RawValue {
+    text: String,
+    origin: String,
+}
+
+/// The layers a setting can come from.
+struct Layers {
+    /// Values from flags or the environment, by file key.
+    overrides: BTreeMap<&'static str, String>,
+    /// Values from the configuration file, flattened to dotted keys.
+    file: BTreeMap<String, String>,
+    file_path: Option<PathBuf>,
+}
+
+impl Layers {
+    fn get(&self, key: &'static str) -> Option<RawValue> {
+        let (_, flag, variable) = KEYS.iter().find(|(name, _, _)| *name == key).expect("known key");
+        if let Some(text) = self.overrides.get(key) {
+            let origin = if flag.is_empty() { variable.to_string() } else { format!("{flag} / {variable}") };
+            return Some(RawValue { text: text.clone(), origin });
+        }
+        let path = self.file_path.as_deref().unwrap_or(Path::new("the configuration file"));
+        self.file.get(key).map(|text| RawValue { text: text.clone(), origin: format!("`{key}` in {}", path.display()) })
+    }
+}
+
+impl Settings {
+    /// Resolves settings from flags, the environment and the configuration file, reporting every
+    /// invalid value at once.
+    pub fn resolve(args: &SettingArgs, profile: Profile) -> Result<Settings, SettingsError> {
+        let mut problems = Vec::new();
+        let (file, plans) = match &args.config {
+            Some(path) => read_config_file(path, &mut problems),
+            None => (BTreeMap::new(), BTreeMap::new()),
+        };
+        let layers = Layers { overrides: overrides_from(args), file, file_path: args.config.clone() };
+        let mut settings = Self::from_layers(&layers, profile, &mut problems);
+        settings.plans = PlanTable::with_configured(plans);
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(SettingsError { problems })
+        }
+    }
+
+    fn from_layers(layers: &Layers, profile: Profile, problems: &mut Vec<String>) -> Settings {
+        let data_dir = layers.get("data_dir").map_or_else(|| PathBuf::from("./mockforge-data"), |raw| PathBuf::from(raw.text));
+        let api_listen: SocketAddr = parse_or(layers.get("api_listen"), "127.0.0.1:8080", "a socket address such as 127.0.0.1:8080", problems);
+        let edge_listen: SocketAddr = parse_or(layers.get("edge_listen"), "127.0.0.1:8081", "a socket address such as 127.0.0.1:8081", problems);
+        let database_url = layers.get("database_url").and_then(|raw| check_database_url(raw, problems));
+        let redis_url = layers.get("redis_url").and_then(|raw| check_redis_url(raw, problems));
+
+        let default_edge_url = format!("http://{{org}}.localhost:{}", edge_listen.port());
+        let public_edge = layers.get("public_edge_url").unwrap_or(RawValue { text: default_edge_url, origin: "default".into() });
+        let base_domain = base_domain_of(&public_edge, problems).unwrap_or_default();
+
+        let admin_emails = layers.get("admin_emails").map(|raw| parse_emails(raw, problems)).unwrap_or_default();
+        let jwt_secret = layers.get("jwt_secret").and_then(|raw| check_jwt_secret(raw, problems));
+
+        let private_default = if profile == Profile::AllInOne { "true" } else { "false" };
+        let fetch = FetchSettings {
+            allow_private_networks: parse_or(layers.get("fetch.allow_private_networks"), private_default, "true or false", problems),
+            max_document_bytes: parse_positive(layers.get("fetch.max_document_bytes"), 32 * 1024 * 1024, "a positive number of bytes", problems),
+            timeout: Duration::from_secs(parse_positive(layers.get("fetch.timeout_seconds"), 10, "a positive number of seconds", problems)),
+        };
+
+        Settings {
+            data_dir,
+            api_listen,
+            edge_listen,
+            database_url,
+            redis_url,
+            public_edge_url: public_edge.text,
+            base_domain,
+            admin_emails,
+            jwt_secret,
+            fetch,
+            plans: PlanTable::default(),
+        }
+    }
+}
+
+fn overrides_from(args: &SettingArgs) -> BTreeMap<&'static str, String> {
+    let pairs = [
+        ("data_dir", &args.data_dir),
+        ("api_listen", &args.api_listen),
+        ("edge_listen", &args.edge_listen),
+        ("database_url", &args.database_url),
+        ("redis_url", &args.redis_url),
+        ("public_edge_url", &args.public_edge_url),
+        ("admin_emails", &args.admin_emails),
+        ("fetch.allow_private_networks", &args.fetch_allow_private_networks),
+        ("fetch.max_document_bytes", &args.fetch_max_document_bytes),
+        ("fetch.timeout_seconds", &args.fetch_timeout_seconds),
+    ];
+    let mut overrides: BTreeMap<&'static str, String> =
+        pairs.into_iter().filter_map(|(key, value)| value.clone().map(|value| (key, value))).collect();
+    // The JWT secret has no flag, because flags are visible to every user in the process list.
+    if let Ok(secret) = std::env::var("MOCKFORGE_JWT_SECRET") {
+        overrides.insert("jwt_secret", secret);
+    }
+    overrides
+}
+
+type PlanTables = BTreeMap<String, PlanLimits>;
+
+/// Reads the TOML file into dotted keys (`fetch.timeout_seconds`) and its `[plans.NAME]` tables.
+/// Unknown keys are problems, so a misspelt key does not go unnoticed.
+fn read_config_file(path: &Path, problems: &mut Vec<String>) -> (BTreeMap<String, String>, PlanTables) {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) => {
+            problems.push(format!("cannot read the configuration file {}: {error}", path.display()));
+            return Default::default();
+        }
+    };
+    let mut table: toml::Table = match text.parse() {
+        Ok(table) => table,
+        Err(error) => {
+            problems.push(format!("the configuration file {} is not valid TOML: {error}", path.display()));
+            return Default::default();
+        }
+    };
+    let plans = table.remove("plans").map(|plans| read_plans(path, plans, problems)).unwrap_or_default();
+
+    let mut flat = BTreeMap::new();
+    flatten("", &toml::Value::Table(table), &mut flat);
+    for key in flat.keys() {
+        if !KEYS.iter().any(|(name, _, _)| name == key) {
+            let known: Vec<&str> = KEYS.iter().map(|(name, _, _)| *name).collect();
+            problems.push(format!("unknown key `{key}` in {}; known keys: {}, plans.NAME", path.display(), known.join(", ")));
+        }
+    }
+    (flat, plans)
+}
+
+/// Reads `[plans.NAME]` tables; each key is a non-negative integer limit.
+fn read_plans(path: &Path, plans: toml::Value, problems: &mut Vec<String>) -> PlanTables {
+    let toml::Value::Table(plans) = plans else {
+        problems.push(format!("`plans` in {} must be a table of plans, such as [plans.free]", path.display()));
+        return PlanTables::new();
+    };
+    let mut table = PlanTables::new();
+    for (name, limits) in plans {
+        match limits.try_into::<PlanLimits>() {
+            Ok(limits) => {
+                table.insert(name, limits);
+            }
+            Err(error) => problems.push(format!(
+                "`plans.{name}` in {}: {}; expected keys requests_per_minute, requests_per_30d, max_deployments, \
+                 deployment_rps and max_request_body_bytes with non-negative integer values",
+                path.display(),
+                error.message()
+            )),
+        }
+    }
+    table
+}
+
+fn flatten(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, String>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table {
+                let key = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                flatten(&key, value, out);
+            }
+        }
+        toml::Value::String(text) => {
+            out.insert(prefix.to_string(), text.clone());
+        }
+        toml::Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(|item| item.as_str().map_or_else(|| item.to_string(), str::to_string)).collect();
+            out.insert(prefix.to_string(), items.join(","));
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+fn parse_or<T: std::str::FromStr>(raw: Option<RawValue>, default: &str, expected: &str, problems: &mut Vec<String>) -> T
+where
+    T::Err: fmt::Display,
+{
+    let raw = raw.unwrap_or(RawValue { text: default.to_string(), origin: "default".into() });
+    match raw.text.trim().parse() {
+        Ok(value) => value,
+        Err(_) => {
+            problems.push(format!("{}: invalid value {:?}; expected {expected}", raw.origin, raw.text));
+            default.parse().unwrap_or_else(|error| panic!("default {default:?} does not parse: {error}"))
+        }
+    }
+}
+
+fn parse_positive(raw: Option<RawValue>, default: u64, expected: &str, problems: &mut Vec<String>) -> u64 {
+    let Some(raw) = raw else { return default };
+    match raw.text.trim().parse::<u64>() {
+        Ok(value) if value > 0 => value,
+        _ => {
+            problems.push(format!("{}: invalid value {:?}; expected {expected}", raw.origin, raw.text));
+            default
+        }
+    }
+}
+
+fn check_database_url(raw: RawValue, problems: &mut Vec<String>) -> Option<String> {
+    let text = raw.text.trim();
+    if text.starts_with("sqlite:") || text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        Some(text.to_string())
+    } else {
+        problems.push(format!("{}: invalid value {:?}; expected a sqlite:PATH or postgres://USER@HOST/DATABASE URL", raw.origin, raw.text));
+        None
+    }
+}
+
+fn check_redis_url(raw: RawValue, problems: &mut Vec<String>) -> Option<String> {
+    let text = raw.text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    if text.starts_with("redis://") || text.starts_with("rediss://") {
+        Some(text.to_string())
+    } else {
+        problems.push(format!("{}: invalid value {:?}; expected a redis://HOST:PORT URL", raw.origin, raw.text));
+        None
+    }
+}
+
+fn check_jwt_secret(raw: RawValue, problems: &mut Vec<String>) -> Option<String> {
+    if raw.text.len() >= 32 {
+        Some(raw.text)
+    } else {
+        // The value is a secret, so the message gives its length only.
+        problems.push(format!("{}: the JWT secret is {} characters long; expected at least 32", raw.origin, raw.text.len()));
+        None
+    }
+}
+
+fn parse_emails(raw: RawValue, problems: &mut Vec<String>) -> Vec<String> {
+    let mut emails = Vec::new();
+    for email in raw.text.split(',').map(str::trim).filter(|email| !email.is_empty()) {
+        let valid = email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+        if valid {
+            emails.push(email.to_ascii_lowercase());
+        } else {
+            problems.push(format!("{}: invalid e-mail address {email:?}; expected a comma-separated list such as admin@example.com", raw.origin));
+        }
+    }
+    emails
+}
+
+/// Returns the base domain of a public edge URL such as `https://{org}.mockforge.dev`.
+fn base_domain_of(raw: &RawValue, problems: &mut Vec<String>) -> Option<String> {
+    let expected = "an http:// or https:// URL whose host starts with `{org}.`, such as https://{org}.mockforge.dev";
+    let rest = raw.text.strip_prefix("https://").or_else(|| raw.text.strip_prefix("http://"));
+    let authority = rest.map(|rest| rest.split('/').next().unwrap_or_default());
+    let domain = authority.and_then(|authority| authority.strip_prefix("{org}."));
+    let host = domain.map(|domain| domain.rsplit_once(':').map_or(domain, |(host, _port)| host));
+    match host {
+        Some(host) if !host.is_empty() && !host.contains('{') => Some(host.to_ascii_lowercase()),
+        _ => {
+            problems.push(format!("{}: invalid value {:?}; expected {expected}", raw.origin, raw.text));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve_with(args: SettingArgs, file: &str) -> Result<Settings, SettingsError> {
+        let dir = std::env::temp_dir().join(format!("mockforge-settings-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("mockforge.toml");
+        std::fs::write(&path, file).unwrap();
+        let result = Settings::resolve(&SettingArgs { config: Some(path), ..args }, Profile::AllInOne);
+        std::fs::remove_dir_all(dir).unwrap();
+        result
+    }
+
+    #[test]
+    fn defaults_without_file() {
+        let settings = Settings::resolve(&SettingArgs::default(), Profile::AllInOne).unwrap();
+        assert_eq!(settings.api_listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(settings.edge_listen, "127.0.0.1:8081".parse().unwrap());
+        assert_eq!(settings.data_dir, PathBuf::from("./mockforge-data"));
+        assert_eq!(settings.public_edge_url, "http://{org}.localhost:8081");
+        assert_eq!(settings.base_domain, "localhost");
+        assert!(settings.fetch.allow_private_networks);
+        assert_eq!(settings.fetch.max_document_bytes, 32 * 1024 * 1024);
+    }
+
+    #[test]
+    fn control_plane_refuses_private_networks_by_default() {
+        let settings = Settings::resolve(&SettingArgs::default(), Profile::ControlPlane).unwrap();
+        assert!(!settings.fetch.allow_private_networks);
+    }
+
+    #[test]
+    fn flag_beats_file() {
+        let args = SettingArgs { api_listen: Some("127.0.0.1:9000".into()), ..Default::default() };
+        let settings = resolve_with(args, "api_listen = \"127.0.0.1:7000\"\nedge_listen = \"127.0.0.1:7001\"\n").unwrap();
+        assert_eq!(settings.api_listen.port(), 9000);
+        assert_eq!(settings.edge_listen.port(), 7001);
+        assert_eq!(settings.public_edge_url, "http://{org}.localhost:7001");
+    }
+
+    #[test]
+    fn file_reads_nested_fetch_table() {
+        let settings = resolve_with(SettingArgs::default(), "[fetch]\nallow_private_networks = false\ntimeout_seconds = 3\n").unwrap();
+        assert!(!settings.fetch.allow_private_networks);
+        assert_eq!(settings.fetch.timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn every_invalid_value_is_reported() {
+        let args = SettingArgs { edge_listen: Some("nowhere".into()), ..Default::default() };
+        let error = resolve_with(args, "api_listen = \"localhost\"\ndatabase_url = \"mysql://x\"\nunknown_key = 1\n").unwrap_err();
+        let text = error.to_string();
+        assert_eq!(error.problems.len(), 4, "{text}");
+        assert!(text.contains("`api_listen` in"), "{text}");
+        assert!(text.contains("\"localhost\""), "{text}");
+        assert!(text.contains("--edge-listen / MOCKFORGE_EDGE_LISTEN: invalid value \"nowhere\""), "{text}");
+        assert!(text.contains("mysql://x"), "{text}");
+        assert!(text.contains("unknown key `unknown_key`"), "{text}");
+    }
+
+    #[test]
+    fn public_edge_url_needs_org_label() {
+        let args = SettingArgs { public_edge_url: Some("https://mocks.example.com".into()), ..Default::default() };
+        let error = Settings::resolve(&args, Profile::AllInOne).unwrap_err();
+        assert!(error.to_string().contains("{org}."), "{error}");
+
+        let args = SettingArgs { public_edge_url: Some("https://{org}.mockforge.dev".into()), ..Default::default() };
+        assert_eq!(Settings::resolve(&args, Profile::AllInOne).unwrap().base_domain, "mockforge.dev");
+    }
+
+    #[test]
+    fn example_configuration_is_valid() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/mockforge.example.toml");
+        let settings = Settings::resolve(&SettingArgs { config: Some(path), ..Default::default() }, Profile::ControlPlane).unwrap();
+        assert_eq!(settings.plans, PlanTable::default(), "the example lists the built-in plans");
+        assert_eq!(settings.api_listen.port(), 8080);
+        assert!(!settings.fetch.allow_private_networks);
+
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/production.toml");
+        let settings = Settings::resolve(&SettingArgs { config: Some(path), ..Default::default() }, Profile::AllInOne).unwrap();
+        assert!(!settings.fetch.allow_private_networks, "production never fetches from private networks");
+        assert_eq!(settings.base_domain, "mockforge.dev");
+    }
+
+    #[test]
+    fn plan_tables_replace_default_plans() {
+        let settings = resolve_with(SettingArgs::default(), "[plans.free]\nrequests_per_minute = 5\n[plans.gold]\nrequests_per_30d = 9\n").unwrap();
+        let free = settings.plans.limits("free").unwrap();
+        assert_eq!(free.requests_per_minute, Some(5));
+        assert_eq!(free.max_deployments, None);
+        assert_eq!(settings.plans.limits("gold").unwrap().requests_per_30d, Some(9));
+        assert_eq!(settings.plans.limits("pro").unwrap().requests_per_30d, Some(250_000));
+    }
+
+    #[test]
+    fn invalid_plan_key_is_reported() {
+        let error = resolve_with(SettingArgs::default(), "[plans.free]\nrequests_per_hour = 5\n").unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("`plans.free`"), "{text}");
+        assert!(text.contains("requests_per_hour"), "{text}");
+
+        let error = resolve_with(SettingArgs::default(), "[plans.free]\nrequests_per_minute = -1\n").unwrap_err();
+        assert!(error.to_string().contains("`plans.free`"), "{error}");
+    }
+
+    #[test]
+    fn admin_emails_are_split_and_checked() {
+        let args = SettingArgs { admin_emails: Some("Ops@Example.com, root@example.org".into()), ..Default::default() };
+        let settings = Settings::resolve(&args, Profile::AllInOne).unwrap();
+        assert_eq!(settings.admin_emails, vec!["ops@example.com", "root@example.org"]);
+
+        let args = SettingArgs { admin_emails: Some("not-an-address".into()), ..Default::default() };
+        assert!(Settings::resolve(&args, Profile::AllInOne).unwrap_err().to_string().contains("not-an-address"));
+    }
+}

@@ -1,0 +1,382 @@
+//! Hosted mock deployments: create, list, inspect, stop or reactivate, delete, and lifecycle logs.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use mockforge_engine::{Diagnostic, MockOptions};
+use mockforge_snapshot::PlanTable;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{parse_id, validate, ApiJson, ApiQuery};
+use crate::auth::{Caller, Scope};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::store::{now, status, Deployment, StoreError};
+
+/// Body limit for deployment creation, which may carry an inline document.
+pub const CREATE_BODY_LIMIT: usize = 32 * 1024 * 1024;
+const NAME_MAX: usize = 100;
+const DESCRIPTION_MAX: usize = 2000;
+const LOG_LIMIT_DEFAULT: i64 = 100;
+const LOG_LIMIT_MAX: i64 = 1000;
+
+/// Returns the maximum number of deployments (deleted ones excluded) an organization on `plan`
+/// may have, from the shared plan table. `None` is unlimited, and an unknown plan gets the free
+/// plan's limit.
+fn max_deployments(plan: &str) -> Option<i64> {
+    static PLANS: std::sync::OnceLock<PlanTable> = std::sync::OnceLock::new();
+    let plans = PLANS.get_or_init(PlanTable::default);
+    let limits = plans.limits(plan).or_else(|| plans.limits("free"))?;
+    limits.max_deployments.map(|limit| limit as i64)
+}
+
+#[derive(Deserialize)]
+pub struct CreateRequest {
+    name: Option<String>,
+    slug: Option<String>,
+    description: Option<String>,
+    project_id: Option<String>,
+    openapi_spec_url: Option<String>,
+    openapi_spec: Option<Value>,
+    config_json: Option<Value>,
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    project_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct StatusRequest {
+    status: String,
+}
+
+#[derive(Deserialize)]
+pub struct LogsQuery {
+    limit: Option<String>,
+    level: Option<String>,
+}
+
+fn detail_json(state: &AppState, d: &Deployment) -> Value {
+    json!({
+        "id": d.id,
+        "org_id": d.org_id,
+        "project_id": d.project_id,
+        "name": d.name,
+        "slug": d.slug,
+        "description": d.description,
+        "status": d.status,
+        "health_status": d.health_status,
+        "url": state.config.deployment_url(&d.org_slug, &d.slug),
+        "config_json": d.config_json,
+        "document_sha256": d.document_sha256,
+        "created_at": d.created_at,
+        "updated_at": d.updated_at,
+    })
+}
+
+fn summary_json(state: &AppState, d: &Deployment) -> Value {
+    json!({
+        "id": d.id,
+        "project_id": d.project_id,
+        "name": d.name,
+        "slug": d.slug,
+        "status": d.status,
+        "health_status": d.health_status,
+        "url": state.config.deployment_url(&d.org_slug, &d.slug),
+        "created_at": d.created_at,
+    })
+}
+
+/// Reads the mock options from `config_json`.
+fn mock_options(config: &Value) -> Result<MockOptions, Vec<Diagnostic>> {
+    MockOptions::from_config(config)
+}
+
+/// Returns the document text from exactly one of `openapi_spec_url` and `openapi_spec`.
+async fn document_text(state: &AppState, request: &CreateRequest) -> ApiResult<String> {
+    let limit = state.config.max_document_bytes;
+    let text = match (&request.openapi_spec_url, &request.openapi_spec) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::validation(
+                "openapi_spec_url",
+                "give either openapi_spec_url or openapi_spec, not both",
+                None,
+            ))
+        }
+        (None, None) => {
+            return Err(ApiError::validation("openapi_spec_url", "either openapi_spec_url or openapi_spec is required", None))
+        }
+        (Some(url), None) => state.fetcher.fetch(url).await?,
+        (None, Some(Value::Object(_))) => serde_json::to_string(request.openapi_spec.as_ref().unwrap_or(&Value::Null))
+            .map_err(|error| ApiError::Internal(error.into()))?,
+        (None, Some(Value::String(text))) => text.clone(),
+        (None, Some(other)) => {
+            return Err(ApiError::validation(
+                "openapi_spec",
+                format!("must be a JSON object or a JSON or YAML string, got {}", json_type(other)),
+                None,
+            ))
+        }
+    };
+    if text.len() as u64 > limit {
+        return Err(ApiError::DocumentTooLarge { limit });
+    }
+    Ok(text)
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+struct ValidCreate {
+    name: String,
+    slug: String,
+    description: Option<String>,
+    project_id: Option<Uuid>,
+    config: Value,
+}
+
+fn validate_create(request: &CreateRequest) -> ApiResult<ValidCreate> {
+    let name = request.name.as_deref().map(str::trim).unwrap_or_default().to_owned();
+    let name_chars = name.chars().count();
+    if name_chars == 0 || name_chars > NAME_MAX {
+        return Err(ApiError::validation(
+            "name",
+            format!("is required and must be 1 to {NAME_MAX} characters long"),
+            request.name.clone().map(Value::from),
+        ));
+    }
+    let slug = match &request.slug {
+        Some(slug) => {
+            if !validate::is_dns_label(slug) {
+                return Err(ApiError::validation(
+                    "slug",
+                    "must be a DNS label: 1 to 63 characters of a-z, 0-9 and '-', not starting or ending with '-'",
+                    Value::from(slug.as_str()),
+                ));
+            }
+            slug.clone()
+        }
+        None => {
+            let derived = validate::slugify(&name);
+            if derived.is_empty() {
+                return Err(ApiError::validation(
+                    "slug",
+                    "cannot be derived from the name because it has no letters or digits; give a slug",
+                    Value::from(name.as_str()),
+                ));
+            }
+            derived
+        }
+    };
+    let description = request.description.clone();
+    if description.as_ref().is_some_and(|text| text.chars().count() > DESCRIPTION_MAX) {
+        return Err(ApiError::validation("description", format!("must be at most {DESCRIPTION_MAX} characters long"), None));
+    }
+    let project_id = match &request.project_id {
+        Some(text) => Some(Uuid::parse_str(text).map_err(|_| {
+            ApiError::validation("project_id", "must be a UUID", Value::from(text.as_str()))
+        })?),
+        None => None,
+    };
+    let config = match &request.config_json {
+        None | Some(Value::Null) => json!({}),
+        Some(value @ Value::Object(_)) => value.clone(),
+        Some(other) => {
+            return Err(ApiError::validation("config_json", format!("must be an object, got {}", json_type(other)), None))
+        }
+    };
+    Ok(ValidCreate { name, slug, description, project_id, config })
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<CreateRequest, CREATE_BODY_LIMIT>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(Scope::Write)?;
+    let valid = validate_create(&request)?;
+    let options = mock_options(&valid.config).map_err(|problems| ApiError::InvalidConfig { problems })?;
+
+    // Cheap checks first, so a request that cannot succeed does not fetch or compile anything.
+    // The store repeats both inside its transaction.
+    let limit = max_deployments(&caller.org.plan);
+    if let Some(limit) = limit {
+        if state.store.count_deployments(caller.org.id).await? >= limit {
+            return Err(plan_limit(&caller.org.plan, limit));
+        }
+    }
+    if state.store.deployment_slug_taken(caller.org.id, &valid.slug).await? {
+        return Err(ApiError::Conflict { field: "slug", value: valid.slug });
+    }
+
+    let text: Arc<str> = Arc::from(document_text(&state, &request).await?);
+    let compile_input = Arc::clone(&text);
+    let compiled = tokio::task::spawn_blocking(move || mockforge_engine::compile(&compile_input, options))
+        .await
+        .map_err(|error| ApiError::Internal(anyhow::Error::new(error).context("the compile task failed")))?;
+    let warnings = match compiled {
+        Ok(compiled) => compiled.warnings,
+        Err(error) => return Err(ApiError::InvalidDocument { problems: error.diagnostics }),
+    };
+
+    let document_sha256 = state.artifacts.put(&text).await?;
+    let timestamp = now();
+    let deployment = Deployment {
+        id: Uuid::new_v4(),
+        org_id: caller.org.id,
+        project_id: valid.project_id,
+        name: valid.name,
+        slug: valid.slug,
+        description: valid.description,
+        status: status::DEPLOYING.to_owned(),
+        health_status: "unknown".to_owned(),
+        document_sha256,
+        config_json: valid.config,
+        created_at: timestamp,
+        updated_at: timestamp,
+        org_slug: caller.org.slug.clone(),
+        org_plan: caller.org.plan.clone(),
+    };
+    let version = state.store.create_deployment(&deployment, limit).await.map_err(|error| match error {
+        StoreError::Conflict { .. } => ApiError::Conflict { field: "slug", value: deployment.slug.clone() },
+        StoreError::PlanLimit { limit } => plan_limit(&caller.org.plan, limit),
+        StoreError::Database(error) => error.into(),
+    })?;
+    state.feed.notify(version);
+    tracing::info!(
+        deployment_id = %deployment.id,
+        org_id = %deployment.org_id,
+        slug = %deployment.slug,
+        version,
+        warnings = warnings.len(),
+        "created a deployment"
+    );
+    Ok((StatusCode::CREATED, Json(detail_json(&state, &deployment))))
+}
+
+fn plan_limit(plan: &str, limit: i64) -> ApiError {
+    ApiError::PlanLimitExceeded {
+        message: format!("the {plan} plan allows at most {limit} deployments; delete one or upgrade the plan"),
+        plan: plan.to_owned(),
+        limit: limit as u64,
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Scope::Read)?;
+    if let Some(value) = &query.status {
+        if !status::RUNNING.contains(&value.as_str()) && value != status::STOPPED {
+            return Err(ApiError::InvalidParameter {
+                parameter: "status filter",
+                message: format!("unknown status {value:?}; expected deploying, active, failed or stopped"),
+            });
+        }
+    }
+    let project_id = match &query.project_id {
+        Some(text) => Some(parse_id("project_id filter", text)?),
+        None => None,
+    };
+    let deployments = state.store.deployments(caller.org.id, query.status.as_deref(), project_id).await?;
+    Ok(Json(Value::Array(deployments.iter().map(|d| summary_json(&state, d)).collect())))
+}
+
+pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    caller.require(Scope::Read)?;
+    let id = parse_id("deployment id", &id)?;
+    let deployment = state.store.deployment(id, caller.org.id).await?.ok_or_else(|| ApiError::not_found("deployment", id))?;
+    Ok(Json(detail_json(&state, &deployment)))
+}
+
+pub async fn update_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<StatusRequest>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Scope::Write)?;
+    let id = parse_id("deployment id", &id)?;
+    if request.status != status::ACTIVE && request.status != status::STOPPED {
+        return Err(ApiError::validation(
+            "status",
+            format!("unsupported status {:?}; expected active or stopped", request.status),
+            Value::from(request.status),
+        ));
+    }
+    let change = state
+        .store
+        .set_deployment_status(id, caller.org.id, &request.status)
+        .await?
+        .ok_or_else(|| ApiError::not_found("deployment", id))?;
+    if let Some(version) = change.version {
+        state.feed.notify(version);
+        tracing::info!(deployment_id = %id, status = %change.deployment.status, version, "changed a deployment's status");
+    }
+    let d = change.deployment;
+    Ok(Json(json!({ "id": d.id, "status": d.status, "updated_at": d.updated_at })))
+}
+
+pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    caller.require(Scope::Write)?;
+    let id = parse_id("deployment id", &id)?;
+    let version = state.store.delete_deployment(id, caller.org.id).await?.ok_or_else(|| ApiError::not_found("deployment", id))?;
+    state.feed.notify(version);
+    tracing::info!(deployment_id = %id, version, "deleted a deployment");
+    Ok(Json(json!({ "success": true, "message": "Deployment deleted successfully" })))
+}
+
+pub async fn logs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<LogsQuery>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Scope::Read)?;
+    let id = parse_id("deployment id", &id)?;
+    let limit = match &query.limit {
+        None => LOG_LIMIT_DEFAULT,
+        Some(text) => match text.parse::<i64>() {
+            Ok(limit) if (1..=LOG_LIMIT_MAX).contains(&limit) => limit,
+            _ => {
+                return Err(ApiError::InvalidParameter {
+                    parameter: "limit",
+                    message: format!("{text:?} is not an integer from 1 to {LOG_LIMIT_MAX}"),
+                })
+            }
+        },
+    };
+    if let Some(level) = &query.level {
+        if !["info", "warn", "error"].contains(&level.as_str()) {
+            return Err(ApiError::InvalidParameter {
+                parameter: "level",
+                message: format!("unknown level {level:?}; expected info, warn or error"),
+            });
+        }
+    }
+    if state.store.deployment(id, caller.org.id).await?.is_none() {
+        return Err(ApiError::not_found("deployment", id));
+    }
+    let entries = state.store.deployment_logs(id, caller.org.id, query.level.as_deref(), limit).await?;
+    let body = entries
+        .iter()
+        .map(|entry| json!({ "id": entry.id, "level": entry.level, "message": entry.message, "created_at": entry.created_at }))
+        .collect();
+    Ok(Json(Value::Array(body)))
+}

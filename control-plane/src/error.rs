@@ -1,0 +1,170 @@
+//! The API error type and its JSON form `{"error", "code", "details"}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+/// Every error a handler returns. Client-fault variants carry the offending value and what was
+/// expected, so the response shows the caller what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid {field}: {message}")]
+    Validation { field: &'static str, message: String, value: Option<Value> },
+
+    #[error("invalid JSON body: {0}")]
+    InvalidJson(String),
+
+    #[error("invalid {parameter}: {message}")]
+    InvalidParameter { parameter: &'static str, message: String },
+
+    #[error("request body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge { limit: u64 },
+
+    #[error("the OpenAPI document is invalid: {} problem(s)", problems.len())]
+    InvalidDocument { problems: Vec<mockforge_engine::Diagnostic> },
+
+    #[error("invalid config_json: {} problem(s)", problems.len())]
+    InvalidConfig { problems: Vec<mockforge_engine::Diagnostic> },
+
+    #[error("failed to fetch {url}: {reason}")]
+    FetchFailed { url: String, reason: String },
+
+    #[error("rejected {url}: address {address} is in a private or reserved range, and fetching from private networks is not allowed")]
+    BlockedAddress { url: String, address: String },
+
+    #[error("the OpenAPI document exceeds the limit of {limit} bytes")]
+    DocumentTooLarge { limit: u64 },
+
+    #[error("{0}")]
+    Unauthorized(String),
+
+    #[error("{0}")]
+    Forbidden(String),
+
+    #[error("this request requires the `{scope}` scope, which the API token does not have")]
+    InsufficientScope { scope: &'static str },
+
+    #[error("{message}")]
+    PlanLimitExceeded { message: String, plan: String, limit: u64 },
+
+    #[error("{resource} {id} not found")]
+    NotFound { resource: &'static str, id: String },
+
+    #[error("no route for {method} {path}")]
+    RouteNotFound { method: String, path: String },
+
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+
+    #[error("{field} {value} is already taken")]
+    Conflict { field: &'static str, value: String },
+
+    #[error("{0}")]
+    Unavailable(String),
+
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn validation(field: &'static str, message: impl Into<String>, value: impl Into<Option<Value>>) -> Self {
+        ApiError::Validation { field, message: message.into(), value: value.into() }
+    }
+
+    pub fn not_found(resource: &'static str, id: impl ToString) -> Self {
+        ApiError::NotFound { resource, id: id.to_string() }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Validation { .. }
+            | ApiError::InvalidJson(_)
+            | ApiError::InvalidParameter { .. }
+            | ApiError::InvalidDocument { .. }
+            | ApiError::InvalidConfig { .. }
+            | ApiError::FetchFailed { .. }
+            | ApiError::BlockedAddress { .. }
+            | ApiError::DocumentTooLarge { .. } => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) | ApiError::InsufficientScope { .. } | ApiError::PlanLimitExceeded { .. } => {
+                StatusCode::FORBIDDEN
+            }
+            ApiError::NotFound { .. } | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Validation { .. } | ApiError::InvalidParameter { .. } => "VALIDATION_ERROR",
+            ApiError::InvalidJson(_) => "INVALID_JSON",
+            ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            ApiError::InvalidDocument { .. } => "INVALID_OPENAPI_DOCUMENT",
+            ApiError::InvalidConfig { .. } => "INVALID_CONFIG",
+            ApiError::FetchFailed { .. } => "DOCUMENT_FETCH_FAILED",
+            ApiError::BlockedAddress { .. } => "ADDRESS_NOT_ALLOWED",
+            ApiError::DocumentTooLarge { .. } => "DOCUMENT_TOO_LARGE",
+            ApiError::Unauthorized(_) => "UNAUTHORIZED",
+            ApiError::Forbidden(_) => "FORBIDDEN",
+            ApiError::InsufficientScope { .. } => "INSUFFICIENT_SCOPE",
+            ApiError::PlanLimitExceeded { .. } => "PLAN_LIMIT_EXCEEDED",
+            ApiError::NotFound { .. } | ApiError::RouteNotFound { .. } => "NOT_FOUND",
+            ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
+            ApiError::Conflict { .. } => "CONFLICT",
+            ApiError::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            ApiError::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    fn details(&self) -> Value {
+        match self {
+            ApiError::Validation { field, value, .. } => match value {
+                Some(value) => json!({ "field": field, "value": value }),
+                None => json!({ "field": field }),
+            },
+            ApiError::InvalidParameter { parameter, .. } => json!({ "parameter": parameter }),
+            ApiError::PayloadTooLarge { limit } | ApiError::DocumentTooLarge { limit } => json!({ "max_bytes": limit }),
+            ApiError::InvalidDocument { problems } | ApiError::InvalidConfig { problems } => {
+                json!({ "problems": problems })
+            }
+            ApiError::FetchFailed { url, reason } => json!({ "url": url, "reason": reason }),
+            ApiError::BlockedAddress { url, address } => json!({ "url": url, "address": address }),
+            ApiError::InsufficientScope { scope } => json!({ "required_scope": scope }),
+            ApiError::PlanLimitExceeded { plan, limit, .. } => json!({ "plan": plan, "limit": limit }),
+            ApiError::NotFound { resource, id } => json!({ "resource": resource, "id": id }),
+            ApiError::RouteNotFound { method, path } | ApiError::MethodNotAllowed { method, path } => {
+                json!({ "method": method, "path": path })
+            }
+            ApiError::Conflict { field, value } => json!({ "field": field, "value": value }),
+            _ => json!({}),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        ApiError::Internal(anyhow::Error::new(error).context("database query failed"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "request failed with an internal error");
+                "internal server error".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let body = json!({ "error": message, "code": self.code(), "details": self.details() });
+        (status, Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

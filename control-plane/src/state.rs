@@ -1,0 +1,25 @@
+//! Shared state of the HTTP handlers.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::artifacts::ArtifactStore;
+use crate::auth::{JwtKeys, TokenUsage};
+use crate::config::ControlPlaneConfig;
+use crate::fetch::Fetcher;
+use crate::snapshot::Feed;
+use crate::store::SharedStore;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: SharedStore,
+    pub config: Arc<ControlPlaneConfig>,
+    pub jwt: Arc<JwtKeys>,
+    pub token_usage: TokenUsage,
+    pub feed: Arc<Feed>,
+    pub redis: Option<redis::aio::ConnectionManager>,
+    pub fetcher: Arc<Fetcher>,
+    pub artifacts: Arc<ArtifactStore>,
+    /// Set once migrations have run; `/health/ready` returns 503 until then.
+    pub ready: Arc<AtomicBool>,
+}

@@ -1,0 +1,358 @@
+//! Chaos testing per deployment, read from `config_json.chaos`:
+//!
+//! ```json
+//! {"latency": {"fixed_ms": 100},
+//!  "error_rate": 0.1, "error_statuses": [500, 503],
+//!  "fault": {"kind": "reset", "rate": 0.05}}
+//! ```
+//!
+//! `latency` is either `{"fixed_ms": N}` or `{"min_ms": A, "max_ms": B, "distribution":
+//! "uniform" | "normal"}`. An invalid configuration fails the deployment like a document that
+//! does not compile.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use rand::Rng;
+use serde_json::Value;
+
+/// Maximum injected latency, so a typo cannot hold connections for hours.
+pub const MAX_LATENCY_MS: u64 = 60_000;
+
+/// Injected latency.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Latency {
+    Fixed(Duration),
+    Uniform { min: Duration, max: Duration },
+    /// Normal distribution centred between `min` and `max` with a standard deviation of a sixth
+    /// of the range, clamped to the range.
+    Normal { min: Duration, max: Duration },
+}
+
+/// How an injected fault ends the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Closes the connection with a TCP reset, without a response.
+    Reset,
+    /// Closes the connection cleanly without sending a response.
+    EmptyResponse,
+}
+
+/// A deployment's chaos settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChaosConfig {
+    pub latency: Option<Latency>,
+    /// Share of requests, from 0 to 1, answered with one of `error_statuses`.
+    pub error_rate: f64,
+    pub error_statuses: Vec<StatusCode>,
+    pub fault: Option<(FaultKind, f64)>,
+}
+
+/// What chaos does to one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChaosPlan {
+    pub delay: Option<Duration>,
+    pub outcome: ChaosOutcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChaosOutcome {
+    /// Respond normally.
+    Pass,
+    /// Respond with this status in the error format.
+    Error(StatusCode),
+    /// Close the connection without a response.
+    Fault(FaultKind),
+}
+
+impl ChaosConfig {
+    /// Parses `config.chaos`. Returns `Ok(None)` when the key is absent or null.
+    pub fn from_config(config: &Value) -> Result<Option<ChaosConfig>, String> {
+        let Some(chaos) = config.get("chaos").filter(|value| !value.is_null()) else {
+            return Ok(None);
+        };
+        parse(chaos).map(Some).map_err(|problem| {
+            format!("the chaos configuration is invalid: /config_json/chaos{problem}")
+        })
+    }
+
+    /// Draws what happens to one request.
+    pub fn plan(&self, rng: &mut impl Rng) -> ChaosPlan {
+        let delay = self.latency.as_ref().map(|latency| latency.sample(rng));
+        let outcome = match self.fault {
+            Some((kind, rate)) if rng.gen_bool(rate) => ChaosOutcome::Fault(kind),
+            _ if self.error_rate > 0.0 && rng.gen_bool(self.error_rate) => {
+                let index = rng.gen_range(0..self.error_statuses.len());
+                ChaosOutcome::Error(self.error_statuses[index])
+            }
+            _ => ChaosOutcome::Pass,
+        };
+        ChaosPlan { delay, outcome }
+    }
+}
+
+impl Latency {
+    fn sample(&self, rng: &mut impl Rng) -> Duration {
+        match *self {
+            Latency::Fixed(duration) => duration,
+            Latency::Uniform { min, max } => rng.gen_range(min..=max),
+            Latency::Normal { min, max } => {
+                let (min_s, max_s) = (min.as_secs_f64(), max.as_secs_f64());
+                let mean = (min_s + max_s) / 2.0;
+                let std_dev = (max_s - min_s) / 6.0;
+                // Box-Muller transform of two uniform samples.
+                let u1: f64 = rng.gen_range(f64::EPSILON..1.0);
+                let u2: f64 = rng.gen();
+                let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+                Duration::from_secs_f64((mean + z * std_dev).clamp(min_s, max_s))
+            }
+        }
+    }
+}
+
+/// Parses the chaos object. Errors start with the JSON pointer below `/config_json/chaos`.
+fn parse(chaos: &Value) -> Result<ChaosConfig, String> {
+    let Value::Object(object) = chaos else {
+        return Err(format!(": must be an object, not {chaos}"));
+    };
+    for key in object.keys() {
+        if !matches!(
+            key.as_str(),
+            "latency" | "error_rate" | "error_statuses" | "fault" | "operations"
+        ) {
+            return Err(format!(
+                "/{key}: unknown key; expected latency, error_rate, error_statuses or fault"
+            ));
+        }
+    }
+    if object.get("operations").is_some_and(|value| !value.is_null()) {
+        // TODO: support `operations` once the engine reports the operation id a request matched.
+        return Err("/operations: limiting chaos to operations is not supported yet".to_owned());
+    }
+
+    let latency = match object.get("latency") {
+        None | Some(Value::Null) => None,
+        Some(latency) => Some(parse_latency(latency)?),
+    };
+    let error_rate = match object.get("error_rate") {
+        None | Some(Value::Null) => 0.0,
+        Some(value) => parse_rate(value, "/error_rate")?,
+    };
+    let error_statuses = match object.get("error_statuses") {
+        None | Some(Value::Null) => vec![StatusCode::INTERNAL_SERVER_ERROR],
+        Some(value) => parse_statuses(value)?,
+    };
+    let fault = match object.get("fault") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(parse_fault(value)?),
+    };
+    Ok(ChaosConfig {
+        latency,
+        error_rate,
+        error_statuses,
+        fault,
+    })
+}
+
+fn parse_latency(latency: &Value) -> Result<Latency, String> {
+    let Value::Object(object) = latency else {
+        return Err(format!("/latency: must be an object, not {latency}"));
+    };
+    if let Some(fixed) = object.get("fixed_ms") {
+        if object.len() > 1 {
+            return Err("/latency: fixed_ms cannot be combined with other keys".to_owned());
+        }
+        return Ok(Latency::Fixed(parse_millis(fixed, "/latency/fixed_ms")?));
+    }
+    let min = parse_millis(
+        object.get("min_ms").unwrap_or(&Value::Null),
+        "/latency/min_ms",
+    )?;
+    let max = parse_millis(
+        object.get("max_ms").unwrap_or(&Value::Null),
+        "/latency/max_ms",
+    )?;
+    if min > max {
+        return Err(format!(
+            "/latency: min_ms ({}) is greater than max_ms ({})",
+            min.as_millis(),
+            max.as_millis()
+        ));
+    }
+    for key in object.keys() {
+        if !matches!(key.as_str(), "min_ms" | "max_ms" | "distribution") {
+            return Err(format!(
+                "/latency/{key}: unknown key; expected fixed_ms, or min_ms, max_ms and distribution"
+            ));
+        }
+    }
+    match object.get("distribution") {
+        None | Some(Value::Null) => Ok(Latency::Uniform { min, max }),
+        Some(Value::String(name)) if name == "uniform" => Ok(Latency::Uniform { min, max }),
+        Some(Value::String(name)) if name == "normal" => Ok(Latency::Normal { min, max }),
+        Some(other) => Err(format!(
+            "/latency/distribution: {other} is not supported; use \"uniform\" or \"normal\""
+        )),
+    }
+}
+
+fn parse_millis(value: &Value, pointer: &str) -> Result<Duration, String> {
+    match value.as_u64() {
+        Some(ms) if ms <= MAX_LATENCY_MS => Ok(Duration::from_millis(ms)),
+        Some(ms) => Err(format!(
+            "{pointer}: {ms} exceeds the maximum of {MAX_LATENCY_MS} ms"
+        )),
+        None => Err(format!(
+            "{pointer}: must be a whole number of milliseconds, not {value}"
+        )),
+    }
+}
+
+fn parse_rate(value: &Value, pointer: &str) -> Result<f64, String> {
+    match value.as_f64() {
+        Some(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
+        _ => Err(format!("{pointer}: must be a number from 0 to 1, not {value}")),
+    }
+}
+
+fn parse_statuses(value: &Value) -> Result<Vec<StatusCode>, String> {
+    let Value::Array(items) = value else {
+        return Err(format!("/error_statuses: must be an array, not {value}"));
+    };
+    if items.is_empty() {
+        return Err("/error_statuses: must list at least one status".to_owned());
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            item.as_u64()
+                .filter(|code| (400..=599).contains(code))
+                .and_then(|code| StatusCode::from_u16(code as u16).ok())
+                .ok_or_else(|| {
+                    format!("/error_statuses/{index}: must be a status from 400 to 599, not {item}")
+                })
+        })
+        .collect()
+}
+
+fn parse_fault(value: &Value) -> Result<(FaultKind, f64), String> {
+    let Value::Object(object) = value else {
+        return Err(format!("/fault: must be an object, not {value}"));
+    };
+    let kind = match object.get("kind").and_then(Value::as_str) {
+        Some("reset") => FaultKind::Reset,
+        Some("empty_response") => FaultKind::EmptyResponse,
+        _ => {
+            return Err(format!(
+                "/fault/kind: must be \"reset\" or \"empty_response\", not {}",
+                object.get("kind").unwrap_or(&Value::Null)
+            ))
+        }
+    };
+    let rate = match object.get("rate") {
+        None | Some(Value::Null) => 1.0,
+        Some(rate) => parse_rate(rate, "/fault/rate")?,
+    };
+    Ok((kind, rate))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse_chaos(chaos: Value) -> Result<Option<ChaosConfig>, String> {
+        ChaosConfig::from_config(&json!({ "chaos": chaos }))
+    }
+
+    #[test]
+    fn absent_chaos_is_none() {
+        assert_eq!(ChaosConfig::from_config(&json!({})), Ok(None));
+        assert_eq!(ChaosConfig::from_config(&Value::Null), Ok(None));
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let config = parse_chaos(json!({
+            "latency": {"min_ms": 10, "max_ms": 200, "distribution": "normal"},
+            "error_rate": 0.1,
+            "error_statuses": [500, 503],
+            "fault": {"kind": "reset", "rate": 0.05}
+        }))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            config.latency,
+            Some(Latency::Normal {
+                min: Duration::from_millis(10),
+                max: Duration::from_millis(200)
+            })
+        );
+        assert_eq!(config.error_rate, 0.1);
+        assert_eq!(
+            config.error_statuses,
+            [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::SERVICE_UNAVAILABLE]
+        );
+        assert_eq!(config.fault, Some((FaultKind::Reset, 0.05)));
+    }
+
+    #[test]
+    fn invalid_configs_name_the_problem() {
+        let cases = [
+            (json!("slow"), "/config_json/chaos: must be an object"),
+            (json!({"error_rate": 1.5}), "/config_json/chaos/error_rate"),
+            (json!({"error_statuses": [200]}), "/config_json/chaos/error_statuses/0"),
+            (json!({"latency": {"min_ms": 5, "max_ms": 1}}), "greater than max_ms"),
+            (json!({"latency": {"fixed_ms": 999999}}), "exceeds the maximum"),
+            (
+                json!({"latency": {"min_ms": 1, "max_ms": 2, "distribution": "pareto"}}),
+                "/config_json/chaos/latency/distribution",
+            ),
+            (json!({"fault": {"kind": "explode"}}), "/config_json/chaos/fault/kind"),
+            (json!({"colour": "red"}), "/config_json/chaos/colour: unknown key"),
+            (json!({"operations": ["getPet"]}), "not supported yet"),
+        ];
+        for (chaos, expected) in cases {
+            let error = parse_chaos(chaos.clone()).unwrap_err();
+            assert!(error.contains(expected), "{chaos}: {error}");
+            assert!(
+                error.starts_with("the chaos configuration is invalid"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn plan_follows_rates() {
+        let mut rng = rand::thread_rng();
+        let always_error = parse_chaos(json!({"error_rate": 1.0, "error_statuses": [503]}))
+            .unwrap()
+            .unwrap();
+        for _ in 0..100 {
+            assert_eq!(
+                always_error.plan(&mut rng).outcome,
+                ChaosOutcome::Error(StatusCode::SERVICE_UNAVAILABLE)
+            );
+        }
+        let always_fault = parse_chaos(json!({"fault": {"kind": "empty_response"}}))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            always_fault.plan(&mut rng).outcome,
+            ChaosOutcome::Fault(FaultKind::EmptyResponse)
+        );
+    }
+
+    #[test]
+    fn sampled_latency_stays_in_range() {
+        let mut rng = rand::thread_rng();
+        let (min, max) = (Duration::from_millis(10), Duration::from_millis(20));
+        for latency in [Latency::Uniform { min, max }, Latency::Normal { min, max }] {
+            for _ in 0..1000 {
+                let delay = latency.sample(&mut rng);
+                assert!(delay >= min && delay <= max, "{latency:?} gave {delay:?}");
+            }
+        }
+    }
+}

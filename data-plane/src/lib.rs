@@ -1,0 +1,184 @@
+//! The MockForge edge node.
+//!
+//! An edge serves every tenant's compiled mocks from an immutable [`Snapshot`] held in an
+//! `ArcSwap`. [`Edge::follow`] keeps the snapshot in line with the control plane, and
+//! [`Edge::start`] runs the pingora HTTP server (HTTP/1.1 and h2c) that serves requests
+//! from it.
+//!
+//! A request reaches a deployment either as `http://{org}.{base_domain}/{deployment}/...` or
+//! as `http://{any host}/_m/{org}/{deployment}/...`; see [`route`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use mockforge_snapshot::{PlanTable, TelemetrySink};
+use tokio::sync::watch;
+
+mod admin;
+pub mod chaos;
+pub mod error;
+pub mod handler;
+pub mod limits;
+mod reporter;
+pub mod route;
+pub mod server;
+pub mod snapshot;
+mod sync;
+mod telemetry;
+
+pub use error::{error_response, EdgeError};
+pub use handler::{handle, handle_request, Handled, REQUEST_ID_HEADER};
+pub use server::EdgeHandle;
+pub use snapshot::{Lookup, ServedDeployment, Snapshot};
+
+/// Default maximum request body size: 10 MiB.
+pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// Default maximum size of the request line and headers together: 64 KiB.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Default time a client has to send a request body: 30 s.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default maximum number of requests served at once: 10,000.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 10_000;
+/// Default interval between two telemetry batches: 5 s.
+pub const DEFAULT_TELEMETRY_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Settings of an edge node.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// Address the HTTP server binds, for example `0.0.0.0:8080`. Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Domain whose subdomains name organizations, for example `localhost` or
+    /// `mockforge.dev`.
+    pub base_domain: String,
+    /// Name of this node in apply reports, for example `local` or `eu-1`.
+    pub node_name: String,
+    /// Maximum request body size in bytes; larger requests get 413. A plan's
+    /// `max_request_body_bytes` can only lower it.
+    pub max_request_body_bytes: usize,
+    /// Number of pingora worker threads.
+    pub threads: usize,
+    /// Limits of every plan, looked up by a deployment's plan name.
+    pub plans: PlanTable,
+    /// Maximum size in bytes of the request line and headers; larger requests get 431.
+    /// pingora itself closes connections whose headers exceed 1 MiB.
+    pub max_header_bytes: usize,
+    /// Time a client has to send the request body; slower requests get 408.
+    pub request_timeout: Duration,
+    /// Maximum number of requests served at once; more get 503 with `Retry-After`.
+    // TODO: limit open connections too; pingora 0.9 has no hook where a connection closes.
+    pub max_concurrent_requests: usize,
+    /// Interval between two telemetry batches sent by [`Edge::report_to`].
+    pub telemetry_interval: Duration,
+    /// Address of the admin listener that serves Prometheus metrics at `/metrics`, or `None`
+    /// for no admin listener.
+    pub admin_listen: Option<SocketAddr>,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        EdgeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            base_domain: "localhost".to_owned(),
+            node_name: "local".to_owned(),
+            max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
+            threads: 2,
+            plans: PlanTable::default(),
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            telemetry_interval: DEFAULT_TELEMETRY_INTERVAL,
+            admin_listen: None,
+        }
+    }
+}
+
+/// State shared by the server, the sync loop and every clone of [`Edge`].
+pub(crate) struct Shared {
+    pub(crate) config: EdgeConfig,
+    pub(crate) snapshot: ArcSwap<Snapshot>,
+    /// Turns true when a server started by this edge shuts down, which ends [`Edge::follow`].
+    pub(crate) stopped: watch::Sender<bool>,
+    /// Turns true after a server started by this edge finished its last request, which makes
+    /// [`Edge::report_to`] send its final batch.
+    pub(crate) terminated: watch::Sender<bool>,
+    pub(crate) limiter: limits::RateLimiter,
+    pub(crate) telemetry: telemetry::Telemetry,
+}
+
+/// An edge node. Clones share the same snapshot.
+#[derive(Clone)]
+pub struct Edge {
+    shared: Arc<Shared>,
+}
+
+impl Edge {
+    /// Creates an edge that serves an empty snapshot until [`Edge::follow`] or
+    /// [`Edge::serve_single`] fills it.
+    pub fn new(config: EdgeConfig) -> Edge {
+        let (stopped, _) = watch::channel(false);
+        let (terminated, _) = watch::channel(false);
+        let shared = Shared {
+            config,
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            stopped,
+            terminated,
+            limiter: limits::RateLimiter::default(),
+            telemetry: telemetry::Telemetry::new(),
+        };
+        Edge {
+            shared: Arc::new(shared),
+        }
+    }
+
+    pub fn config(&self) -> &EdgeConfig {
+        &self.shared.config
+    }
+
+    /// Returns the snapshot requests are served from right now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.shared.snapshot.load_full()
+    }
+
+    /// Follows the control plane through `feed`, publishing a new snapshot after every change.
+    ///
+    /// Returns when a server started by this edge shuts down. Feed errors are logged and
+    /// retried, and never stop serving the current snapshot. Do not combine with
+    /// [`Edge::serve_single`], because the first delta replaces the single-document snapshot.
+    pub async fn follow(&self, feed: Arc<dyn mockforge_snapshot::SnapshotFeed>) {
+        sync::follow(self.shared.clone(), feed).await;
+    }
+
+    /// Switches to single-document mode: `mock` responds to every request, whatever its host
+    /// and path, with no tenant lookup.
+    pub fn serve_single(&self, mock: mockforge_engine::Mock) {
+        self.shared.snapshot.store(Arc::new(Snapshot::single(mock)));
+        self.shared
+            .telemetry
+            .metrics
+            .snapshot_published(0, Duration::ZERO, 0);
+    }
+
+    /// Sends a telemetry batch to `sink` every `config.telemetry_interval`, and a final one
+    /// after a server started by this edge shut down.
+    ///
+    /// Returns after the final batch. A batch that fails to deliver is merged into the next
+    /// one; the final batch is retried a few times and then dropped with an error log.
+    pub async fn report_to(&self, sink: Arc<dyn TelemetrySink>) {
+        reporter::report_to(self.shared.clone(), sink).await;
+    }
+
+    /// Renders the edge's Prometheus metrics in the text exposition format, as the admin
+    /// listener serves them at `/metrics`.
+    pub fn metrics_text(&self) -> String {
+        self.shared.telemetry.metrics.render()
+    }
+
+    /// Binds `config.listen` and runs the HTTP server on its own thread.
+    ///
+    /// Fails when the address cannot be bound, for example because another process uses it.
+    pub fn start(&self) -> anyhow::Result<EdgeHandle> {
+        server::start(self.shared.clone())
+    }
+}

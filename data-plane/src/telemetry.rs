@@ -1,0 +1,487 @@
+//! Usage counters, request logs and Prometheus metrics per deployment.
+//!
+//! The request path only touches atomics and one short per-deployment lock for the log ring
+//! buffer: each deployment's counters sit behind an `Arc` in a `DashMap` keyed by deployment
+//! id. [`Telemetry::take_batch`] swaps the window counters to zero, so every request is counted
+//! in exactly one batch even while requests keep arriving.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use mockforge_snapshot::{DeploymentUsage, RequestLog, TelemetryBatch, LATENCY_BUCKETS_MS};
+use parking_lot::Mutex;
+use prometheus::{
+    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+use uuid::Uuid;
+
+use crate::snapshot::ServedDeployment;
+
+/// Request logs kept per deployment between two flushes; older ones are dropped first.
+pub const LOGS_PER_DEPLOYMENT: usize = 200;
+/// Request logs an undelivered batch keeps while it waits to be merged into the next one.
+pub const MAX_PENDING_LOGS: usize = 50_000;
+
+const FIRST_STATUS: u16 = 100;
+const STATUS_SLOTS: usize = 500;
+const LATENCY_SLOTS: usize = LATENCY_BUCKETS_MS.len() + 1;
+
+/// One finished request, as the `logging` phase saw it.
+pub struct Finished<'a> {
+    pub method: &'a str,
+    /// Path below the deployment, without the query string.
+    pub path: &'a str,
+    pub status: u16,
+    pub latency: Duration,
+    pub at_unix_ms: i64,
+    pub request_id: &'a str,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// Counters of one deployment.
+struct DeploymentStats {
+    deployment_id: Uuid,
+    org_id: Uuid,
+    requests: AtomicU64,
+    /// Responses by status code from 100 to 599, at index `status - 100`.
+    statuses: Box<[AtomicU64]>,
+    latency_buckets: [AtomicU64; LATENCY_SLOTS],
+    latency_micros_sum: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    logs: Mutex<VecDeque<RequestLog>>,
+    metrics: DeploymentMetrics,
+}
+
+/// Prometheus series of one deployment, created on its first request.
+struct DeploymentMetrics {
+    org: String,
+    deployment: String,
+    by_class: [OnceLock<IntCounter>; 6],
+    latency: prometheus::Histogram,
+}
+
+/// The edge's Prometheus registry and metric families.
+pub(crate) struct Metrics {
+    pub(crate) registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    errors: IntCounterVec,
+    rate_limited: IntCounterVec,
+    unrouted: IntCounterVec,
+    snapshot_version: IntGauge,
+    snapshot_build_seconds: Gauge,
+    deployments_served: IntGauge,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "mockforge_edge_requests_total",
+                "Requests answered per deployment, by status class",
+            ),
+            &["org", "deployment", "status_class"],
+        )
+        .expect("valid metric");
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "mockforge_edge_request_duration_seconds",
+                "Time from the start of a request to its logging, per deployment",
+            )
+            .buckets(LATENCY_BUCKETS_MS.iter().map(|ms| ms / 1000.0).collect()),
+            &["org", "deployment"],
+        )
+        .expect("valid metric");
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "mockforge_edge_errors_total",
+                "Requests per deployment that ended with a 5xx status or no response",
+            ),
+            &["org", "deployment"],
+        )
+        .expect("valid metric");
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "mockforge_edge_rate_limited_total",
+                "Requests rejected with 429, by deployment and limit window",
+            ),
+            &["org", "deployment", "window"],
+        )
+        .expect("valid metric");
+        let unrouted = IntCounterVec::new(
+            Opts::new(
+                "mockforge_edge_unrouted_requests_total",
+                "Requests that matched no served deployment, by status class",
+            ),
+            &["status_class"],
+        )
+        .expect("valid metric");
+        let snapshot_version = IntGauge::new(
+            "mockforge_edge_snapshot_version",
+            "Configuration version of the served snapshot",
+        )
+        .expect("valid metric");
+        let snapshot_build_seconds = Gauge::new(
+            "mockforge_edge_snapshot_build_seconds",
+            "Time the last snapshot took to build, including compiling changed documents",
+        )
+        .expect("valid metric");
+        let deployments_served = IntGauge::new(
+            "mockforge_edge_deployments_served",
+            "Deployments in the served snapshot",
+        )
+        .expect("valid metric");
+
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(duration.clone()),
+            Box::new(errors.clone()),
+            Box::new(rate_limited.clone()),
+            Box::new(unrouted.clone()),
+            Box::new(snapshot_version.clone()),
+            Box::new(snapshot_build_seconds.clone()),
+            Box::new(deployments_served.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        Metrics {
+            registry,
+            requests,
+            duration,
+            errors,
+            rate_limited,
+            unrouted,
+            snapshot_version,
+            snapshot_build_seconds,
+            deployments_served,
+        }
+    }
+
+    /// Records a published snapshot.
+    pub(crate) fn snapshot_published(&self, version: u64, build: Duration, deployments: usize) {
+        self.snapshot_version.set(version as i64);
+        self.snapshot_build_seconds.set(build.as_secs_f64());
+        self.deployments_served.set(deployments as i64);
+    }
+
+    /// Renders every metric in the Prometheus text format.
+    pub(crate) fn render(&self) -> String {
+        prometheus::TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|error| format!("# failed to encode metrics: {error}\n"))
+    }
+}
+
+/// Telemetry of one edge.
+pub(crate) struct Telemetry {
+    deployments: DashMap<Uuid, Arc<DeploymentStats>>,
+    pub(crate) metrics: Metrics,
+    /// A batch whose delivery failed, merged into the next one.
+    pending: Mutex<Option<TelemetryBatch>>,
+    window_start_unix_ms: AtomicU64,
+}
+
+impl Telemetry {
+    pub(crate) fn new() -> Telemetry {
+        Telemetry {
+            deployments: DashMap::new(),
+            metrics: Metrics::new(),
+            pending: Mutex::new(None),
+            window_start_unix_ms: AtomicU64::new(now_unix_ms() as u64),
+        }
+    }
+
+    /// Counts one finished request to `served`.
+    pub(crate) fn record(&self, served: &ServedDeployment, finished: &Finished<'_>) {
+        let stats = self.stats(served);
+        stats.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = finished
+            .status
+            .checked_sub(FIRST_STATUS)
+            .and_then(|index| stats.statuses.get(index as usize))
+        {
+            slot.fetch_add(1, Ordering::Relaxed);
+        }
+        let latency_ms = finished.latency.as_secs_f64() * 1000.0;
+        let bucket = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|bound| latency_ms <= *bound)
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
+        stats.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        stats
+            .latency_micros_sum
+            .fetch_add(finished.latency.as_micros() as u64, Ordering::Relaxed);
+        stats
+            .bytes_in
+            .fetch_add(finished.bytes_in, Ordering::Relaxed);
+        stats
+            .bytes_out
+            .fetch_add(finished.bytes_out, Ordering::Relaxed);
+
+        let log = RequestLog {
+            deployment_id: stats.deployment_id,
+            method: finished.method.to_owned(),
+            path: finished.path.to_owned(),
+            status: finished.status,
+            latency_ms,
+            at_unix_ms: finished.at_unix_ms,
+            request_id: finished.request_id.to_owned(),
+        };
+        {
+            let mut logs = stats.logs.lock();
+            if logs.len() >= LOGS_PER_DEPLOYMENT {
+                logs.pop_front();
+            }
+            logs.push_back(log);
+        }
+
+        let metrics = &stats.metrics;
+        let class = status_class_index(finished.status);
+        metrics.by_class[class]
+            .get_or_init(|| {
+                self.metrics.requests.with_label_values(&[
+                    metrics.org.as_str(),
+                    metrics.deployment.as_str(),
+                    STATUS_CLASSES[class],
+                ])
+            })
+            .inc();
+        metrics.latency.observe(finished.latency.as_secs_f64());
+        if finished.status >= 500 || finished.status == 0 {
+            self.metrics
+                .errors
+                .with_label_values(&[metrics.org.as_str(), metrics.deployment.as_str()])
+                .inc();
+        }
+    }
+
+    /// Counts a request that matched no deployment.
+    pub(crate) fn record_unrouted(&self, status: u16) {
+        self.metrics
+            .unrouted
+            .with_label_values(&[STATUS_CLASSES[status_class_index(status)]])
+            .inc();
+    }
+
+    /// Counts a request rejected by a rate limit.
+    pub(crate) fn record_rate_limited(&self, served: &ServedDeployment, window: &str) {
+        self.metrics
+            .rate_limited
+            .with_label_values(&[served.org_slug.as_str(), served.slug.as_str(), window])
+            .inc();
+    }
+
+    fn stats(&self, served: &ServedDeployment) -> Arc<DeploymentStats> {
+        if let Some(stats) = self.deployments.get(&served.id) {
+            return stats.clone();
+        }
+        self.deployments
+            .entry(served.id)
+            .or_insert_with(|| {
+                let latency = self
+                    .metrics
+                    .duration
+                    .with_label_values(&[served.org_slug.as_str(), served.slug.as_str()]);
+                Arc::new(DeploymentStats {
+                    deployment_id: served.id,
+                    org_id: served.org_id,
+                    requests: AtomicU64::new(0),
+                    statuses: (0..STATUS_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+                    latency_buckets: Default::default(),
+                    latency_micros_sum: AtomicU64::new(0),
+                    bytes_in: AtomicU64::new(0),
+                    bytes_out: AtomicU64::new(0),
+                    logs: Mutex::new(VecDeque::new()),
+                    metrics: DeploymentMetrics {
+                        org: served.org_slug.clone(),
+                        deployment: served.slug.clone(),
+                        by_class: Default::default(),
+                        latency,
+                    },
+                })
+            })
+            .clone()
+    }
+
+    /// Takes everything counted since the last batch, merged with an undelivered one.
+    // TODO: drop the counters of deployments that left the snapshot and stayed idle.
+    pub(crate) fn take_batch(&self, node: &str) -> TelemetryBatch {
+        let window_end = now_unix_ms();
+        let window_start = self
+            .window_start_unix_ms
+            .swap(window_end as u64, Ordering::AcqRel) as i64;
+        let mut batch = TelemetryBatch {
+            node: node.to_owned(),
+            window_start_unix_ms: window_start,
+            window_end_unix_ms: window_end,
+            usage: Vec::new(),
+            logs: Vec::new(),
+        };
+        for entry in self.deployments.iter() {
+            let stats = entry.value();
+            let requests = stats.requests.swap(0, Ordering::AcqRel);
+            let mut logs: Vec<RequestLog> = stats.logs.lock().drain(..).collect();
+            if requests == 0 && logs.is_empty() {
+                continue;
+            }
+            batch.logs.append(&mut logs);
+            let mut status_counts = BTreeMap::new();
+            for (index, slot) in stats.statuses.iter().enumerate() {
+                let count = slot.swap(0, Ordering::AcqRel);
+                if count > 0 {
+                    status_counts.insert(FIRST_STATUS + index as u16, count);
+                }
+            }
+            batch.usage.push(DeploymentUsage {
+                deployment_id: stats.deployment_id,
+                org_id: stats.org_id,
+                requests,
+                status_counts,
+                latency_buckets: stats
+                    .latency_buckets
+                    .iter()
+                    .map(|bucket| bucket.swap(0, Ordering::AcqRel))
+                    .collect(),
+                latency_ms_sum: stats.latency_micros_sum.swap(0, Ordering::AcqRel) as f64
+                    / 1000.0,
+                bytes_in: stats.bytes_in.swap(0, Ordering::AcqRel),
+                bytes_out: stats.bytes_out.swap(0, Ordering::AcqRel),
+            });
+        }
+        batch.logs.sort_by_key(|log| log.at_unix_ms);
+
+        if let Some(pending) = self.pending.lock().take() {
+            batch = merge(pending, batch);
+        }
+        batch
+    }
+
+    /// Keeps a batch that failed to deliver, to send with the next one.
+    pub(crate) fn keep_pending(&self, batch: TelemetryBatch) {
+        let mut pending = self.pending.lock();
+        let merged = match pending.take() {
+            Some(older) => merge(older, batch),
+            None => batch,
+        };
+        *pending = Some(merged);
+    }
+}
+
+const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+/// Maps a status to its index in [`STATUS_CLASSES`]; 0 (no response) is `none`.
+fn status_class_index(status: u16) -> usize {
+    match status {
+        100..=599 => (status / 100 - 1) as usize,
+        _ => 5,
+    }
+}
+
+/// Merges an older batch into a newer one: usage adds up per deployment, logs are appended and
+/// the oldest are dropped beyond [`MAX_PENDING_LOGS`].
+pub(crate) fn merge(older: TelemetryBatch, newer: TelemetryBatch) -> TelemetryBatch {
+    let mut usage: BTreeMap<Uuid, DeploymentUsage> = BTreeMap::new();
+    for item in older.usage.into_iter().chain(newer.usage) {
+        match usage.get_mut(&item.deployment_id) {
+            Some(total) => {
+                total.requests += item.requests;
+                for (status, count) in item.status_counts {
+                    *total.status_counts.entry(status).or_default() += count;
+                }
+                for (total_bucket, bucket) in
+                    total.latency_buckets.iter_mut().zip(&item.latency_buckets)
+                {
+                    *total_bucket += bucket;
+                }
+                total.latency_ms_sum += item.latency_ms_sum;
+                total.bytes_in += item.bytes_in;
+                total.bytes_out += item.bytes_out;
+            }
+            None => {
+                usage.insert(item.deployment_id, item);
+            }
+        }
+    }
+    let mut logs = older.logs;
+    logs.extend(newer.logs);
+    if logs.len() > MAX_PENDING_LOGS {
+        let dropped = logs.len() - MAX_PENDING_LOGS;
+        tracing::warn!(
+            dropped,
+            "dropping the oldest request logs of undelivered telemetry"
+        );
+        logs.drain(..dropped);
+    }
+    TelemetryBatch {
+        node: newer.node,
+        window_start_unix_ms: older.window_start_unix_ms,
+        window_end_unix_ms: newer.window_end_unix_ms,
+        usage: usage.into_values().collect(),
+        logs,
+    }
+}
+
+pub(crate) fn now_unix_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(id: u128, requests: u64) -> DeploymentUsage {
+        DeploymentUsage {
+            deployment_id: Uuid::from_u128(id),
+            org_id: Uuid::from_u128(100),
+            requests,
+            status_counts: BTreeMap::from([(200, requests)]),
+            latency_buckets: vec![requests; LATENCY_SLOTS],
+            latency_ms_sum: requests as f64,
+            bytes_in: requests,
+            bytes_out: 2 * requests,
+        }
+    }
+
+    #[test]
+    fn merge_adds_usage_per_deployment() {
+        let older = TelemetryBatch {
+            node: "n".into(),
+            window_start_unix_ms: 1,
+            window_end_unix_ms: 2,
+            usage: vec![usage(1, 3), usage(2, 1)],
+            logs: Vec::new(),
+        };
+        let newer = TelemetryBatch {
+            node: "n".into(),
+            window_start_unix_ms: 2,
+            window_end_unix_ms: 3,
+            usage: vec![usage(1, 4)],
+            logs: Vec::new(),
+        };
+        let merged = merge(older, newer);
+        assert_eq!(merged.window_start_unix_ms, 1);
+        assert_eq!(merged.window_end_unix_ms, 3);
+        assert_eq!(merged.usage.len(), 2);
+        let first = &merged.usage[0];
+        assert_eq!(first.requests, 7);
+        assert_eq!(first.status_counts[&200], 7);
+        assert_eq!(first.latency_buckets, vec![7; LATENCY_SLOTS]);
+        assert_eq!(first.bytes_out, 14);
+    }
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(STATUS_CLASSES[status_class_index(204)], "2xx");
+        assert_eq!(STATUS_CLASSES[status_class_index(429)], "4xx");
+        assert_eq!(STATUS_CLASSES[status_class_index(503)], "5xx");
+        assert_eq!(STATUS_CLASSES[status_class_index(0)], "none");
+    }
+}

@@ -1,0 +1,201 @@
+//! Connection behavior over raw TCP: keep-alive reuse and draining on shutdown.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::support::{record, FakeFeed, TestEdge, PETSTORE};
+
+/// Reads one HTTP/1.1 response with a `Content-Length` body and returns its status line and
+/// body.
+async fn read_response(reader: &mut BufReader<TcpStream>) -> (String, Vec<u8>) {
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).await.unwrap();
+    let mut content_length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).await.unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                content_length = value.trim().parse().unwrap();
+            }
+        }
+    }
+    let mut body = vec![0; content_length];
+    reader.read_exact(&mut body).await.unwrap();
+    (status_line.trim_end().to_owned(), body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_reuses_connection() {
+    let feed = FakeFeed::new([record("acme", "petstore", PETSTORE)]);
+    let edge = TestEdge::start(feed).await;
+    let stream = TcpStream::connect(edge.addr).await.unwrap();
+    let mut reader = BufReader::new(stream);
+
+    for path in ["/petstore/pets", "/petstore/pets/2", "/petstore/missing"] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: acme.localhost\r\n\r\n");
+        reader
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .unwrap();
+        let (status, body) = read_response(&mut reader).await;
+        let expected = if path == "/petstore/missing" {
+            "HTTP/1.1 404"
+        } else {
+            "HTTP/1.1 200"
+        };
+        assert!(status.starts_with(expected), "path {path}: status {status}");
+        assert!(!body.is_empty(), "path {path}: empty body");
+    }
+
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_in_flight_request() {
+    let feed = FakeFeed::new([record("acme", "petstore", PETSTORE)]);
+    let mut edge = TestEdge::start(feed).await;
+    let addr = edge.addr;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+
+    // Send the headers and half of the body, so the request is in flight.
+    stream
+        .write_all(b"GET /petstore/pets HTTP/1.1\r\nHost: acme.localhost\r\nContent-Length: 10\r\n\r\n12345")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let handle = edge.take_handle();
+    let shutdown = tokio::task::spawn_blocking(move || handle.shutdown());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !shutdown.is_finished(),
+        "shutdown did not wait for the in-flight request"
+    );
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "the edge accepts connections while draining"
+    );
+
+    stream.write_all(b"67890").await.unwrap();
+    let mut reader = BufReader::new(stream);
+    let (status, body) = read_response(&mut reader).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "status {status}");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()[0]["name"],
+        "Rex"
+    );
+
+    tokio::time::timeout(Duration::from_secs(5), shutdown)
+        .await
+        .expect("shutdown did not finish after the in-flight request")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_continue_gets_interim_response() {
+    let feed = FakeFeed::new([record("acme", "petstore", PETSTORE)]);
+    let edge = TestEdge::start(feed).await;
+    let stream = TcpStream::connect(edge.addr).await.unwrap();
+    let mut reader = BufReader::new(stream);
+
+    reader
+        .get_mut()
+        .write_all(b"POST /petstore/pets HTTP/1.1\r\nHost: acme.localhost\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+        .await
+        .unwrap();
+    let mut interim = String::new();
+    tokio::time::timeout(Duration::from_secs(2), reader.read_line(&mut interim))
+        .await
+        .expect("no 100 Continue before the body was sent")
+        .unwrap();
+    assert!(
+        interim.starts_with("HTTP/1.1 100"),
+        "interim response {interim:?}"
+    );
+    let mut blank = String::new();
+    reader.read_line(&mut blank).await.unwrap();
+    assert_eq!(blank, "\r\n");
+
+    reader.get_mut().write_all(b"{}").await.unwrap();
+    let (status, body) = read_response(&mut reader).await;
+    // The document declares no POST on /pets.
+    assert!(status.starts_with("HTTP/1.1 405"), "status {status}");
+    assert!(!body.is_empty());
+
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_expect_continue_is_rejected_early() {
+    let feed = FakeFeed::new([record("acme", "petstore", PETSTORE)]);
+    let edge = TestEdge::start(feed).await;
+    let stream = TcpStream::connect(edge.addr).await.unwrap();
+    let mut reader = BufReader::new(stream);
+
+    let request = format!(
+        "POST /petstore/pets HTTP/1.1\r\nHost: acme.localhost\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        1024 * 1024
+    );
+    reader
+        .get_mut()
+        .write_all(request.as_bytes())
+        .await
+        .unwrap();
+    let (status, body) = tokio::time::timeout(Duration::from_secs(2), read_response(&mut reader))
+        .await
+        .expect("no response before the body was sent");
+    assert!(status.starts_with("HTTP/1.1 413"), "status {status}");
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["code"], "PAYLOAD_TOO_LARGE");
+
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_response_has_no_body() {
+    let feed = FakeFeed::new([record("acme", "petstore", PETSTORE)]);
+    let edge = TestEdge::start(feed).await;
+    let stream = TcpStream::connect(edge.addr).await.unwrap();
+    let mut reader = BufReader::new(stream);
+
+    reader
+        .get_mut()
+        .write_all(b"HEAD /petstore/pets HTTP/1.1\r\nHost: acme.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).await.unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        head.push(line);
+    }
+    assert!(
+        head[0].starts_with("HTTP/1.1 "),
+        "status line {:?}",
+        head[0]
+    );
+
+    // The connection carries the next request right after the headers, so no body was sent.
+    reader
+        .get_mut()
+        .write_all(b"GET /petstore/pets HTTP/1.1\r\nHost: acme.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let (status, body) = tokio::time::timeout(Duration::from_secs(2), read_response(&mut reader))
+        .await
+        .expect("no response to the request after HEAD");
+    assert!(status.starts_with("HTTP/1.1 200"), "status {status}");
+    assert!(!body.is_empty());
+
+    edge.shutdown().await;
+}

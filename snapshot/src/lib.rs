@@ -1,0 +1,97 @@
+//! Types that travel between the control plane and edge nodes.
+//!
+//! The control plane is the source of truth for which deployments an edge serves. Every
+//! serving-relevant change bumps a global configuration version; an edge asks for everything
+//! since the version it holds and reports back which deployments it compiled. These types are the
+//! whole contract between the two sides: neither imports the other's internals.
+
+mod plans;
+mod telemetry;
+
+pub use plans::{PlanLimits, PlanTable};
+pub use telemetry::{DeploymentUsage, RequestLog, TelemetryBatch, TelemetrySink, LATENCY_BUCKETS_MS};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// One deployment as an edge needs it to serve requests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    /// DNS label of the organization: the `{org}` in `{org}.{base domain}`.
+    pub org_slug: String,
+    /// DNS label of the deployment: the first path segment of its mock URL.
+    pub slug: String,
+    /// Name of the organization's plan, a key of the plan table.
+    pub plan: String,
+    /// The OpenAPI document as uploaded (JSON or YAML text).
+    pub document: Arc<str>,
+    /// Hex SHA-256 of `document`, so an edge can skip recompiling an unchanged document.
+    pub document_sha256: String,
+    /// The deployment's `config_json`, passed to the engine as mock options.
+    pub config: serde_json::Value,
+}
+
+/// Everything that changed after a given configuration version.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SnapshotDelta {
+    /// The configuration version this delta brings the edge to.
+    pub version: u64,
+    /// True when `upserts` is the complete set of served deployments, so the edge drops every
+    /// deployment it holds that is not listed.
+    pub full: bool,
+    /// Deployments to serve, new or changed.
+    pub upserts: Vec<DeploymentRecord>,
+    /// Deployments to stop serving (stopped or deleted).
+    pub removals: Vec<Uuid>,
+}
+
+/// What an edge did with one deployment of a delta.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ApplyOutcome {
+    /// The document compiled and the deployment is served.
+    Served,
+    /// The document did not compile; the edge does not serve the deployment.
+    Failed { reason: String },
+}
+
+/// An edge's report after applying a delta.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApplyReport {
+    /// Name of the edge node, for example `local` or `eu-1`.
+    pub node: String,
+    /// The configuration version the edge now serves.
+    pub version: u64,
+    pub outcomes: Vec<(Uuid, ApplyOutcome)>,
+}
+
+/// Errors a feed returns to the edge that follows it.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("the control plane is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the control plane rejected the request: {0}")]
+    Rejected(String),
+}
+
+/// The control plane as an edge sees it.
+///
+/// `mockforge serve` implements it in process; separate edge processes reach the same
+/// operations over HTTP.
+#[async_trait::async_trait]
+pub trait SnapshotFeed: Send + Sync + 'static {
+    /// Returns every change after `version`; `version` 0 returns a full snapshot.
+    async fn changes_since(&self, version: u64) -> Result<SnapshotDelta, FeedError>;
+
+    /// Waits until the configuration version is greater than `version`, or `timeout` passes,
+    /// and returns the current version.
+    async fn wait_for_change(&self, version: u64, timeout: Duration) -> Result<u64, FeedError>;
+
+    /// Records which deployments of a delta the edge now serves and which it rejected.
+    async fn report_applied(&self, report: ApplyReport) -> Result<(), FeedError>;
+}
