@@ -81,10 +81,10 @@ fn store_error(error: sqlx::Error) -> StoreError {
     }
 }
 
-/// Picks `base`, `base-2`, `base-3`, … whichever is not in `taken`, keeping the result within
+/// Picks `base`, `base-2`, `base-3`, … whichever is not in `existing`, keeping the result within
 /// 63 characters by shortening the base.
-pub(crate) fn free_slug(base: &str, taken: &[String]) -> String {
-    if !taken.iter().any(|slug| slug == base) {
+pub(crate) fn free_slug(base: &str, existing: &[String]) -> String {
+    if !existing.iter().any(|slug| slug == base) {
         return base.to_owned();
     }
     let mut n = 2u64;
@@ -92,7 +92,7 @@ pub(crate) fn free_slug(base: &str, taken: &[String]) -> String {
         let suffix = format!("-{n}");
         let keep = base.len().min(63 - suffix.len());
         let candidate = format!("{}{suffix}", base[..keep].trim_end_matches('-'));
-        if !taken.contains(&candidate) {
+        if !existing.contains(&candidate) {
             return candidate;
         }
         n += 1;
