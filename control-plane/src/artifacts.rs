@@ -39,6 +39,11 @@ impl ArtifactStore {
         Ok(sha256)
     }
 
+    /// Returns the size in bytes of a stored document, or `None` when it is missing.
+    pub async fn size(&self, sha256: &str) -> Option<u64> {
+        tokio::fs::metadata(self.path(sha256)).await.ok().map(|metadata| metadata.len())
+    }
+
     /// Reads a stored document by hash.
     pub async fn get(&self, sha256: &str) -> anyhow::Result<String> {
         let path = self.path(sha256);

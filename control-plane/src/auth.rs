@@ -38,6 +38,10 @@ pub struct Claims {
     pub iat: i64,
     pub iss: String,
     pub aud: String,
+    /// The user's token generation at issue time. A JWT whose generation is below the user's
+    /// current one is revoked. Tokens issued before generations existed carry 0.
+    #[serde(default)]
+    pub gen: i64,
 }
 
 /// HS256 signing and verification keys.
@@ -51,8 +55,13 @@ impl JwtKeys {
         Ok(Self { encoding: EncodingKey::from_secret(secret)?, decoding: DecodingKey::from_secret(secret)? })
     }
 
-    /// Issues a JWT for the user, valid for [`JWT_LIFETIME`].
+    /// Issues a JWT for the user with token generation 0, valid for [`JWT_LIFETIME`].
     pub fn issue(&self, user_id: Uuid) -> anyhow::Result<String> {
+        self.issue_with_generation(user_id, 0)
+    }
+
+    /// Issues a JWT for the user at token generation `generation`, valid for [`JWT_LIFETIME`].
+    pub fn issue_with_generation(&self, user_id: Uuid, generation: i64) -> anyhow::Result<String> {
         let now = Utc::now();
         let claims = Claims {
             sub: user_id.to_string(),
@@ -60,6 +69,7 @@ impl JwtKeys {
             exp: (now + JWT_LIFETIME).timestamp(),
             iss: JWT_ISSUER.to_owned(),
             aud: JWT_AUDIENCE.to_owned(),
+            gen: generation,
         };
         Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
     }
@@ -76,6 +86,11 @@ impl JwtKeys {
 
     /// Verifies signature, algorithm, issuer, audience and expiry and returns the user id.
     pub fn verify(&self, token: &str) -> Result<Uuid, ApiError> {
+        self.verify_claims(token).map(|(user_id, _)| user_id)
+    }
+
+    /// Like [`JwtKeys::verify`], and also returns the token generation.
+    pub fn verify_claims(&self, token: &str) -> Result<(Uuid, i64), ApiError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &Self::validation(true)).map_err(|error| {
             let message = match error.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired; log in again or refresh it",
@@ -83,12 +98,17 @@ impl JwtKeys {
             };
             ApiError::Unauthorized(message.to_owned())
         })?;
-        parse_subject(&data.claims.sub)
+        Ok((parse_subject(&data.claims.sub)?, data.claims.gen))
     }
 
     /// Verifies a token for refresh: everything but expiry, which may be up to
     /// [`REFRESH_GRACE`] in the past.
     pub fn verify_for_refresh(&self, token: &str) -> Result<Uuid, ApiError> {
+        self.verify_for_refresh_claims(token).map(|(user_id, _)| user_id)
+    }
+
+    /// Like [`JwtKeys::verify_for_refresh`], and also returns the token generation.
+    pub fn verify_for_refresh_claims(&self, token: &str) -> Result<(Uuid, i64), ApiError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &Self::validation(false))
             .map_err(|_| ApiError::Unauthorized("invalid token".to_owned()))?;
         if data.claims.exp + REFRESH_GRACE.num_seconds() < Utc::now().timestamp() {
@@ -96,7 +116,7 @@ impl JwtKeys {
                 "the token expired more than 7 days ago and cannot be refreshed; log in again".to_owned(),
             ));
         }
-        parse_subject(&data.claims.sub)
+        Ok((parse_subject(&data.claims.sub)?, data.claims.gen))
     }
 }
 
@@ -228,6 +248,10 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // The rate limiter authenticates first and stores the caller.
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
         let token = bearer(parts)?;
         let requested = requested_org(parts)?;
         if token.starts_with(TOKEN_PREFIX) {
@@ -261,10 +285,8 @@ async fn authenticate_api_token(state: &AppState, token: &str, requested: Option
 }
 
 async fn authenticate_jwt(state: &AppState, token: &str, requested: Option<Uuid>) -> Result<Caller, ApiError> {
-    let user_id = state.jwt.verify(token)?;
-    if state.store.user_by_id(user_id).await?.is_none() {
-        return Err(ApiError::Unauthorized("invalid token: the user no longer exists".to_owned()));
-    }
+    let (user_id, generation) = state.jwt.verify_claims(token)?;
+    check_generation(state, user_id, generation).await?;
     let (org, role) = match requested {
         Some(org_id) => state
             .store
@@ -281,4 +303,15 @@ async fn authenticate_jwt(state: &AppState, token: &str, requested: Option<Uuid>
         }
     };
     Ok(Caller { user_id, org, role, credential: Credential::Jwt })
+}
+
+/// Rejects a JWT of a deleted user or one issued before the user's sessions were revoked.
+pub(crate) async fn check_generation(state: &AppState, user_id: Uuid, generation: i64) -> Result<(), ApiError> {
+    match state.store.security().token_generation(user_id).await? {
+        None => Err(ApiError::Unauthorized("invalid token: the user no longer exists".to_owned())),
+        Some(current) if generation < current => {
+            Err(ApiError::Unauthorized("the token was revoked by a logout or an account change; log in again".to_owned()))
+        }
+        Some(_) => Ok(()),
+    }
 }

@@ -1,9 +1,11 @@
 //! Control plane settings and the JWT secret that persists across restarts.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use mockforge_snapshot::PlanTable;
 use rand::RngCore;
 
 /// Settings for [`crate::ControlPlane::start`].
@@ -29,6 +31,33 @@ pub struct ControlPlaneConfig {
     pub max_document_bytes: u64,
     /// Total time limit for fetching one OpenAPI document.
     pub fetch_timeout: Duration,
+    /// Limits of each plan: deployments, and API requests per minute for plans that set
+    /// `requests_per_minute`.
+    pub plans: PlanTable,
+    /// API requests per minute per organization for plans without `requests_per_minute`.
+    pub default_api_requests_per_minute: u64,
+    /// API requests per minute per client IP address for requests without valid credentials.
+    pub anonymous_requests_per_minute: u64,
+    /// API tokens older than this many days are listed as needing rotation.
+    pub token_rotation_age_days: i64,
+    /// Request logs kept per deployment; the oldest are deleted first.
+    pub request_log_limit: i64,
+    /// Stripe secret API key for checkout sessions. `None` disables checkout.
+    pub stripe_secret_key: Option<String>,
+    /// Signing secret of the Stripe webhook endpoint (`whsec_…`). `None` rejects webhooks.
+    pub stripe_webhook_secret: Option<String>,
+    /// Base URL of the Stripe API.
+    pub stripe_api_base: String,
+    /// Stripe price id of each paid plan, for example `pro` to `price_…`.
+    pub stripe_price_ids: BTreeMap<String, String>,
+    /// Secret of at least 32 bytes from which the key that encrypts stored provider API keys is
+    /// derived. `None` generates one into `{data_dir}/master-key` with mode 0600 on first start.
+    pub master_key: Option<String>,
+    /// Directory of the Markdown documents `terms.md`, `privacy.md`, `dpa.md` and `faq.md`,
+    /// read on every request so they can change without a restart.
+    pub legal_dir: PathBuf,
+    /// Address that receives support requests.
+    pub support_email: String,
 }
 
 /// Default maximum document size: 32 MiB.
@@ -47,6 +76,18 @@ impl ControlPlaneConfig {
             allow_private_networks: false,
             max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
             fetch_timeout: Duration::from_secs(10),
+            plans: PlanTable::default(),
+            default_api_requests_per_minute: 600,
+            anonymous_requests_per_minute: 60,
+            token_rotation_age_days: 90,
+            request_log_limit: 1000,
+            stripe_secret_key: None,
+            stripe_webhook_secret: None,
+            stripe_api_base: "https://api.stripe.com".to_owned(),
+            stripe_price_ids: BTreeMap::new(),
+            master_key: None,
+            legal_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/legal")),
+            support_email: "support@mockforge.dev".to_owned(),
         }
     }
 
@@ -82,7 +123,7 @@ pub(crate) fn load_jwt_secret(config: &ControlPlaneConfig) -> anyhow::Result<Vec
     }
 }
 
-fn create_secret_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn create_secret_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     use std::io::Write;
 
     let mut bytes = [0u8; 64];
@@ -99,6 +140,6 @@ fn create_secret_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     let mut file = options.open(path).with_context(|| format!("failed to create {}", path.display()))?;
     file.write_all(secret.as_bytes()).with_context(|| format!("failed to write {}", path.display()))?;
     file.sync_all()?;
-    tracing::info!(path = %path.display(), "generated a new JWT secret");
+    tracing::info!(path = %path.display(), "generated a new secret file");
     Ok(secret.into_bytes())
 }

@@ -63,6 +63,10 @@ pub enum ApiError {
     #[error("{0}")]
     Unavailable(String),
 
+    /// 429 with a `Retry-After` header of `retry_after` seconds.
+    #[error("{message}")]
+    RateLimited { message: String, limit: u64, retry_after: u64 },
+
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -95,6 +99,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -117,6 +122,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             ApiError::Conflict { .. } => "CONFLICT",
             ApiError::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            ApiError::RateLimited { .. } => "RATE_LIMIT_EXCEEDED",
             ApiError::Internal(_) => "INTERNAL_ERROR",
         }
     }
@@ -141,6 +147,9 @@ impl ApiError {
                 json!({ "method": method, "path": path })
             }
             ApiError::Conflict { field, value } => json!({ "field": field, "value": value }),
+            ApiError::RateLimited { limit, retry_after, .. } => {
+                json!({ "limit": limit, "retry_after_seconds": retry_after })
+            }
             _ => json!({}),
         }
     }
@@ -163,7 +172,11 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let body = json!({ "error": message, "code": self.code(), "details": self.details() });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::RateLimited { retry_after, .. } = &self {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(*retry_after));
+        }
+        response
     }
 }
 

@@ -17,9 +17,14 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod fetch;
+pub mod marketplace;
+pub mod nodes;
+pub mod ratelimit;
+pub mod secrets;
 pub mod snapshot;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,6 +63,7 @@ impl ControlPlane {
             .with_context(|| format!("failed to create the data directory {}", config.data_dir.display()))?;
         let jwt_secret = config::load_jwt_secret(&config)?;
         let jwt = auth::JwtKeys::new(&jwt_secret)?;
+        let secret_box = secrets::SecretBox::new(&secrets::load_master_secret(&config)?);
 
         let (store, backend) = store::connect(&config.database_url()).await?;
         let ready = Arc::new(AtomicBool::new(false));
@@ -76,9 +82,12 @@ impl ControlPlane {
 
         let token_usage: TokenUsage = Arc::new(DashMap::new());
         let (stop_flush, stop_receiver) = watch::channel(false);
+        tokio::spawn(nodes::sweep_health_periodically(store.clone(), stop_receiver.clone()));
         let flush_task = tokio::spawn(flush_token_usage_periodically(store.clone(), token_usage.clone(), stop_receiver));
 
         tracing::info!(?backend, data_dir = %config.data_dir.display(), redis = redis.is_some(), version, "control plane started");
+        let rate_limiter = Arc::new(ratelimit::RateLimiter::new(redis.clone()));
+        let telemetry = Arc::new(telemetry::Telemetry::new(store.clone(), config.request_log_limit));
         let state = AppState {
             store,
             config: Arc::new(config),
@@ -88,6 +97,9 @@ impl ControlPlane {
             redis,
             fetcher: Arc::new(fetcher),
             artifacts,
+            rate_limiter,
+            telemetry,
+            secrets: Arc::new(secret_box),
             ready,
         };
         Ok(ControlPlane { state, backend, stop_flush, flush_task: std::sync::Mutex::new(Some(flush_task)) })
@@ -101,6 +113,17 @@ impl ControlPlane {
     /// Returns the feed that edges follow to learn which deployments to serve.
     pub fn snapshot_feed(&self) -> Arc<dyn mockforge_snapshot::SnapshotFeed> {
         self.state.feed.clone()
+    }
+
+    /// Returns the sink that stores usage, metrics and request logs reported by edges.
+    pub fn telemetry_sink(&self) -> Arc<dyn mockforge_snapshot::TelemetrySink> {
+        self.state.telemetry.clone()
+    }
+
+    /// Returns the source of plugin files for edges in this process.
+    pub fn plugin_source(&self) -> Arc<dyn mockforge_snapshot::PluginSource> {
+        let storage = Arc::new(marketplace::LocalStorage::new(&self.state.config.data_dir));
+        Arc::new(marketplace::StoragePluginSource::new(storage))
     }
 
     /// Returns the database kind this control plane uses.
@@ -117,7 +140,9 @@ impl ControlPlane {
     ) -> anyhow::Result<()> {
         let address = listener.local_addr().ok();
         tracing::info!(?address, "control plane API listening");
-        let served = axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await;
+        // Connection addresses feed the audit log and the per-IP rate limit.
+        let service = self.router().into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
         self.shutdown().await;
         tracing::info!(?address, "control plane API stopped");
         served.context("the API server failed")

@@ -7,6 +7,7 @@ use crate::artifacts::ArtifactStore;
 use crate::auth::{JwtKeys, TokenUsage};
 use crate::config::ControlPlaneConfig;
 use crate::fetch::Fetcher;
+use crate::ratelimit::RateLimiter;
 use crate::snapshot::Feed;
 use crate::store::SharedStore;
 
@@ -20,6 +21,11 @@ pub struct AppState {
     pub redis: Option<redis::aio::ConnectionManager>,
     pub fetcher: Arc<Fetcher>,
     pub artifacts: Arc<ArtifactStore>,
+    pub rate_limiter: Arc<RateLimiter>,
+    /// Stores telemetry batches from edges.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// Encrypts stored provider API keys.
+    pub secrets: Arc<crate::secrets::SecretBox>,
     /// Set once migrations have run; `/health/ready` returns 503 until then.
     pub ready: Arc<AtomicBool>,
 }

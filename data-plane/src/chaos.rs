@@ -29,10 +29,12 @@ pub enum Latency {
     Normal { min: Duration, max: Duration },
 }
 
-/// How an injected fault ends the connection.
+/// Kind of connection fault injected in place of a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultKind {
-    /// Closes the connection with a TCP reset, without a response.
+    /// Closes the connection without a response, meant as a TCP reset.
+    // NOTE: the server closes with a FIN like `EmptyResponse`, because pingora 0.9 does not
+    // expose the socket to set SO_LINGER.
     Reset,
     /// Closes the connection cleanly without sending a response.
     EmptyResponse,
@@ -42,13 +44,13 @@ pub enum FaultKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChaosConfig {
     pub latency: Option<Latency>,
-    /// Share of requests, from 0 to 1, answered with one of `error_statuses`.
+    /// Share of requests, from 0 to 1, that get one of `error_statuses` as the response.
     pub error_rate: f64,
     pub error_statuses: Vec<StatusCode>,
     pub fault: Option<(FaultKind, f64)>,
 }
 
-/// What chaos does to one request.
+/// Effect of chaos on one request: an optional delay, then the outcome.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChaosPlan {
     pub delay: Option<Duration>,
@@ -351,7 +353,8 @@ mod tests {
         for latency in [Latency::Uniform { min, max }, Latency::Normal { min, max }] {
             for _ in 0..1000 {
                 let delay = latency.sample(&mut rng);
-                assert!(delay >= min && delay <= max, "{latency:?} gave {delay:?}");
+                assert!(delay >= min, "{latency:?} gave {delay:?}");
+                assert!(delay <= max, "{latency:?} gave {delay:?}");
             }
         }
     }

@@ -61,6 +61,16 @@ pub enum EdgeError {
     /// The deployment's chaos configuration chose to fail this request.
     #[error("chaos testing injected status {status}")]
     ChaosInjected { status: StatusCode },
+    /// A plugin of the deployment failed: it trapped, timed out, ran out of memory or returned
+    /// an invalid result.
+    #[error("plugin {plugin}@{version} failed in {hook}: {reason}")]
+    PluginFailed {
+        plugin: String,
+        version: String,
+        /// `on-request` or `on-response`.
+        hook: &'static str,
+        reason: String,
+    },
     /// A fault in the edge itself. The message is sent to the client, so it must not contain
     /// secrets.
     #[error("internal error: {0}")]
@@ -79,6 +89,7 @@ const HEADERS_TOO_LARGE: &str = "HEADERS_TOO_LARGE";
 const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
 const OVERLOADED: &str = "OVERLOADED";
 const CHAOS_INJECTED: &str = "CHAOS_INJECTED";
+const PLUGIN_FAILED: &str = "PLUGIN_FAILED";
 
 /// Builds the response for a failure: status, error-format JSON body, `Content-Type`, an
 /// `Allow` header for 405 and `Retry-After` for 429 and 503. The caller adds transport headers
@@ -180,6 +191,16 @@ fn classify(error: &EdgeError) -> (StatusCode, &'static str, Value) {
             *status,
             CHAOS_INJECTED,
             json!({ "status": status.as_u16() }),
+        ),
+        EdgeError::PluginFailed {
+            plugin,
+            version,
+            hook,
+            reason,
+        } => (
+            StatusCode::BAD_GATEWAY,
+            PLUGIN_FAILED,
+            json!({ "plugin": plugin, "version": version, "hook": hook, "reason": reason }),
         ),
         EdgeError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR, json!({})),
     }

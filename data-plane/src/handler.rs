@@ -65,7 +65,7 @@ pub fn handle_request(
             span.record("org", served.org_slug.as_str());
             span.record("deployment", served.slug.as_str());
             Handled {
-                response: respond_deployment(&served, base_domain, request, body),
+                response: respond_deployment_in(snapshot, &served, base_domain, request, body),
                 request_id: String::new(),
                 org: Some(served.org_slug.clone()),
                 deployment: Some(served.slug.clone()),
@@ -78,7 +78,7 @@ pub fn handle_request(
             if let Some(deployment) = &handled.deployment {
                 span.record("deployment", deployment.as_str());
             }
-            handled
+            *handled
         }
     };
 
@@ -87,7 +87,7 @@ pub fn handle_request(
     handled
 }
 
-/// What a request addresses in a snapshot.
+/// The deployment, or single-document mock, that a request addresses in a snapshot.
 #[derive(Debug)]
 pub enum Target {
     /// The snapshot is in single-document mode.
@@ -96,7 +96,7 @@ pub enum Target {
     Deployment(Arc<ServedDeployment>),
     /// No served deployment: the error response, with the organization and deployment slugs
     /// the request named, if any. `request_id` is empty.
-    Unrouted(Handled),
+    Unrouted(Box<Handled>),
 }
 
 /// Finds the deployment a request addresses.
@@ -111,7 +111,7 @@ pub fn find_target(snapshot: &Snapshot, base_domain: &str, request: &Parts) -> T
                 host: host.map(str::to_owned),
                 base_domain: base_domain.to_owned(),
             };
-            return Target::Unrouted(unattributed(error, None));
+            return Target::Unrouted(Box::new(unattributed(error, None)));
         }
         Err(RouteError::MissingDeployment { org }) => {
             let error = if snapshot.has_org(org) {
@@ -123,7 +123,7 @@ pub fn find_target(snapshot: &Snapshot, base_domain: &str, request: &Parts) -> T
                     org: org.to_owned(),
                 }
             };
-            return Target::Unrouted(unattributed(error, Some(org.to_owned())));
+            return Target::Unrouted(Box::new(unattributed(error, Some(org.to_owned()))));
         }
     };
 
@@ -137,12 +137,12 @@ pub fn find_target(snapshot: &Snapshot, base_domain: &str, request: &Parts) -> T
             deployment: route.deployment.to_owned(),
         },
     };
-    Target::Unrouted(Handled {
+    Target::Unrouted(Box::new(Handled {
         response: error_response(&error),
         request_id: String::new(),
         org: Some(route.org.to_owned()),
         deployment: Some(route.deployment.to_owned()),
-    })
+    }))
 }
 
 /// Calls the single-document mock of `snapshot`, or returns 500 when there is none.
@@ -187,6 +187,23 @@ pub fn respond_deployment(
             error,
         });
     into_http_response(response)
+}
+
+/// Calls the deployment's plugins and mock, or only the mock when the deployment of `snapshot`
+/// lists no plugins.
+pub fn respond_deployment_in(
+    snapshot: &Snapshot,
+    served: &ServedDeployment,
+    base_domain: &str,
+    request: &Parts,
+    body: &[u8],
+) -> http::Response<Bytes> {
+    match snapshot.plugin_chain(&served.id) {
+        Some(chain) => {
+            crate::plugins::respond_with_plugins(None, chain, served, base_domain, request, body)
+        }
+        None => respond_deployment(served, base_domain, request, body),
+    }
 }
 
 /// Returns the path below the deployment without the query, for request logs.

@@ -21,7 +21,10 @@ pub mod chaos;
 pub mod error;
 pub mod handler;
 pub mod limits;
+pub mod persist;
+pub mod plugins;
 mod reporter;
+pub mod remote;
 pub mod route;
 pub mod server;
 pub mod snapshot;
@@ -105,6 +108,7 @@ pub(crate) struct Shared {
     pub(crate) terminated: watch::Sender<bool>,
     pub(crate) limiter: limits::RateLimiter,
     pub(crate) telemetry: telemetry::Telemetry,
+    pub(crate) plugins: plugins::EdgePlugins,
 }
 
 /// An edge node. Clones share the same snapshot.
@@ -119,13 +123,16 @@ impl Edge {
     pub fn new(config: EdgeConfig) -> Edge {
         let (stopped, _) = watch::channel(false);
         let (terminated, _) = watch::channel(false);
+        let telemetry = telemetry::Telemetry::new();
+        let plugins = plugins::EdgePlugins::new(&telemetry.metrics.registry);
         let shared = Shared {
             config,
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             stopped,
             terminated,
             limiter: limits::RateLimiter::default(),
-            telemetry: telemetry::Telemetry::new(),
+            telemetry,
+            plugins,
         };
         Edge {
             shared: Arc::new(shared),
@@ -150,6 +157,18 @@ impl Edge {
         sync::follow(self.shared.clone(), feed).await;
     }
 
+    /// Lets the edge serve deployments with plugins: `source` supplies the plugin files, and
+    /// `config` sets the sandbox limits. Call it before [`Edge::follow`]; without it a deployment
+    /// that lists plugins fails to apply. The host settings apply only until the first plugin
+    /// is loaded.
+    pub fn enable_plugins(
+        &self,
+        source: Arc<dyn mockforge_snapshot::PluginSource>,
+        config: mockforge_plugins::PluginHostConfig,
+    ) {
+        self.shared.plugins.enable(source, config);
+    }
+
     /// Switches to single-document mode: `mock` responds to every request, whatever its host
     /// and path, with no tenant lookup.
     pub fn serve_single(&self, mock: mockforge_engine::Mock) {
@@ -164,7 +183,7 @@ impl Edge {
     /// after a server started by this edge shut down.
     ///
     /// Returns after the final batch. A batch that fails to deliver is merged into the next
-    /// one; the final batch is retried a few times and then dropped with an error log.
+    /// one. The final batch is retried a few times and then dropped with an error log.
     pub async fn report_to(&self, sink: Arc<dyn TelemetrySink>) {
         reporter::report_to(self.shared.clone(), sink).await;
     }

@@ -193,13 +193,8 @@ impl RateLimiter {
         let mut tightest: Option<Quota> = None;
 
         if let Some(limit) = limits.deployment_rps {
-            let quota = self.check_gcra(
-                self.deployments.entry(deployment_id).or_default().value(),
-                now,
-                limit,
-                NANOS_PER_SEC,
-                "second",
-            )?;
+            let gcra = self.deployment(deployment_id);
+            let quota = self.check_gcra(&gcra, now, limit, NANOS_PER_SEC, "second")?;
             tightest = Some(tighter(tightest, quota));
         }
 
@@ -235,6 +230,17 @@ impl RateLimiter {
             }
         }
         Ok(tightest)
+    }
+
+    /// Returns the limiter of a deployment, taking the shard's write lock only on first use.
+    fn deployment(&self, deployment_id: Uuid) -> dashmap::mapref::one::Ref<'_, Uuid, Gcra> {
+        if let Some(gcra) = self.deployments.get(&deployment_id) {
+            return gcra;
+        }
+        self.deployments
+            .entry(deployment_id)
+            .or_default()
+            .downgrade()
     }
 
     fn org(&self, org_id: Uuid) -> dashmap::mapref::one::Ref<'_, Uuid, OrgCounters> {

@@ -40,7 +40,7 @@ pub(crate) async fn report_to(shared: Arc<Shared>, sink: Arc<dyn TelemetrySink>)
                     shared.telemetry.keep_pending(batch);
                 }
             }
-            _ = terminated.wait_for(|terminated| *terminated) => break,
+            _ = wait_terminated(&mut terminated) => break,
         }
     }
 
@@ -71,6 +71,11 @@ pub(crate) async fn report_to(shared: Arc<Shared>, sink: Arc<dyn TelemetrySink>)
             }
         }
     }
+}
+
+/// Resolves when the server stopped or the sender is dropped.
+async fn wait_terminated(terminated: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = terminated.wait_for(|terminated| *terminated).await;
 }
 
 fn is_empty(batch: &TelemetryBatch) -> bool {

@@ -128,7 +128,7 @@ pub(crate) fn start(shared: Arc<Shared>) -> anyhow::Result<EdgeHandle> {
         in_flight: in_flight.clone(),
     };
     let shutdown_watch = EdgeShutdownWatch {
-        trigger: trigger_rx,
+        trigger: trigger_rx.clone(),
         listeners_stop,
         in_flight,
     };
@@ -549,14 +549,28 @@ impl EdgeProxy {
             }
         }
 
-        let mut response =
-            handler::respond_deployment(&served, &config.base_domain, session.req_header(), &body);
+        let mut response = match snapshot.plugin_chain(&served.id) {
+            Some(chain) => crate::plugins::respond_with_plugins(
+                Some(&self.shared.plugins),
+                chain,
+                &served,
+                &config.base_domain,
+                session.req_header(),
+                &body,
+            ),
+            None => handler::respond_deployment(
+                &served,
+                &config.base_domain,
+                session.req_header(),
+                &body,
+            ),
+        };
         self.finish_response(ctx, &mut response, quota);
         write_response(session, response).await
     }
 
-    /// Reads the request body within `config.request_timeout`. Returns `None` after answering
-    /// 413 or 408 itself.
+    /// Reads the request body within `config.request_timeout`. Returns `None` after sending a
+    /// 413 or 408 response itself.
     async fn read_body(
         &self,
         session: &mut Session,
@@ -727,7 +741,7 @@ fn has_body_framing(status: StatusCode) -> bool {
 fn http_date() -> HeaderValue {
     thread_local! {
         static CACHED: std::cell::RefCell<(i64, HeaderValue)> =
-            std::cell::RefCell::new((i64::MIN, HeaderValue::from_static("")));
+            const { std::cell::RefCell::new((i64::MIN, HeaderValue::from_static(""))) };
     }
     let now = chrono::Utc::now();
     let second = now.timestamp();

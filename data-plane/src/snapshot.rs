@@ -13,6 +13,7 @@ use mockforge_snapshot::PlanLimits;
 use uuid::Uuid;
 
 use crate::chaos::ChaosConfig;
+use crate::plugins::PluginChain;
 
 /// One deployment with its compiled mock.
 pub struct ServedDeployment {
@@ -63,6 +64,8 @@ pub struct Snapshot {
     by_slug: HashMap<String, HashMap<String, Arc<ServedDeployment>>>,
     /// In single-document mode, the mock that responds to every request.
     single: Option<Arc<Mock>>,
+    /// Plugin chains of the deployments that list plugins, by deployment id.
+    plugins: HashMap<Uuid, Arc<PluginChain>>,
 }
 
 impl Snapshot {
@@ -100,7 +103,24 @@ impl Snapshot {
             by_id,
             by_slug,
             single: None,
+            plugins: HashMap::new(),
         }
+    }
+
+    /// Sets the plugin chains of the table's deployments.
+    pub fn with_plugins(mut self, plugins: HashMap<Uuid, Arc<PluginChain>>) -> Self {
+        self.plugins = plugins;
+        self
+    }
+
+    /// Returns the plugin chain of a deployment, if it lists plugins.
+    pub fn plugin_chain(&self, id: &Uuid) -> Option<&Arc<PluginChain>> {
+        self.plugins.get(id)
+    }
+
+    /// Returns every plugin chain, by deployment id.
+    pub fn plugin_chains(&self) -> &HashMap<Uuid, Arc<PluginChain>> {
+        &self.plugins
     }
 
     /// Builds a table for single-document mode: `mock` responds to every request.

@@ -222,6 +222,7 @@ async fn wait_stopped(stop: &mut watch::Receiver<bool>) {
 /// Returns a copy of `snapshot` that claims `version`, keeping every deployment.
 fn rebase(snapshot: &Snapshot, version: u64) -> Snapshot {
     Snapshot::new(version, snapshot.deployments().cloned())
+        .with_plugins(snapshot.plugin_chains().clone())
 }
 
 /// Applies one delta: compiles what changed, publishes the new snapshot and returns the report.
@@ -319,7 +320,9 @@ async fn apply_delta(shared: &Shared, state: &mut SyncState, delta: SnapshotDelt
         }
     }
 
-    let snapshot = Snapshot::new(version, served.into_values());
+    let plugin_chains =
+        crate::plugins::attach_all(&shared.plugins, &current, &mut served, &mut outcomes).await;
+    let snapshot = Snapshot::new(version, served.into_values()).with_plugins(plugin_chains);
     let deployments = snapshot.len();
     shared.snapshot.store(Arc::new(snapshot));
     shared

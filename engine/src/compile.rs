@@ -14,7 +14,7 @@ use crate::mock::{
 use crate::negotiate::{choose_status, essence};
 use crate::router::{parse_template, RouteEntry, RoutePrecedence, Router, SegmentTemplate};
 use crate::schema::{SchemaId, SchemaLowerer};
-use crate::validate::{Location, ParameterSpec, RequestBodySpec};
+use crate::validate::{Location, ParameterSpec, RequestBodySpec, Style};
 use crate::{CompileError, Compiled, Diagnostic, MockOptions, Severity};
 
 const METHODS: &[(&str, Method)] = &[
@@ -50,6 +50,7 @@ pub fn compile(text: &str, options: MockOptions) -> Result<Compiled, CompileErro
         router: Router::new(options.ignore_trailing_slash),
         operations: Vec::new(),
         pending: Vec::new(),
+        example_checks: Vec::new(),
         warnings: Vec::new(),
     };
     compiler.compile_paths();
@@ -59,13 +60,25 @@ pub fn compile(text: &str, options: MockOptions) -> Result<Compiled, CompileErro
         router,
         mut operations,
         pending,
+        example_checks,
         warnings: compile_warnings,
         ..
     } = compiler;
-    let (mut schemas, schema_warnings) = lowerer.finish();
-    schemas.flatten_all_of();
+    let (mut schemas, schema_warnings, one_of_nodes) = lowerer.finish();
+    let contradictions = schemas.flatten_all_of();
     warnings.extend(compile_warnings);
     warnings.extend(schema_warnings);
+    for id in contradictions {
+        let pointer = schemas.get(id).origin.as_deref().unwrap_or("").to_owned();
+        warnings.push(diagnostic(
+            Severity::Warning,
+            pointer,
+            "the `allOf` parts allow no common type, so no value satisfies this schema; no body is generated from it",
+        ));
+    }
+    warnings.extend(crate::checks::required_cycles(&mut schemas));
+    warnings.extend(crate::checks::one_of_overlaps(&schemas, &one_of_nodes));
+    warnings.extend(crate::checks::example_mismatches(&schemas, &example_checks));
 
     // Schemas with an example (their own or inherited) are rendered once here.
     for slot in pending {
@@ -125,6 +138,8 @@ struct Compiler<'d> {
     router: Router,
     operations: Vec<Operation>,
     pending: Vec<PendingExample>,
+    /// Response examples to check against their schemas once all schemas are lowered.
+    example_checks: Vec<crate::checks::ExampleCheck<'d>>,
     warnings: Vec<Diagnostic>,
 }
 
@@ -168,6 +183,16 @@ impl<'d> Compiler<'d> {
                 }
                 continue;
             }
+            let path = match path.split_once('?') {
+                Some((before, _)) => {
+                    self.warn(
+                        &item_pointer,
+                        format!("path {path:?} contains `?`; paths must not include a query, so it is served as {before:?}"),
+                    );
+                    before
+                }
+                None => path.as_str(),
+            };
             let Some((item, _)) = self.resolve(item, &item_pointer) else {
                 continue;
             };
@@ -226,6 +251,7 @@ impl<'d> Compiler<'d> {
                     operation,
                     &operation_pointer,
                 );
+                self.check_path_parameters(index, path, &operation_pointer);
                 self.add_routes(method, &segments, &bases, index);
             }
         }
@@ -325,6 +351,8 @@ impl<'d> Compiler<'d> {
     ) -> usize {
         let index = self.operations.len();
         self.operations.push(Operation {
+            method: method.clone(),
+            path: path.to_owned(),
             seed: mix(0, &format!("{method} {path}")),
             responses: Vec::new(),
             default_response: None,
@@ -390,6 +418,43 @@ impl<'d> Compiler<'d> {
         });
         operation.responses = compiled_responses;
         index
+    }
+
+    /// Warns about template names without a declared path parameter and the reverse.
+    fn check_path_parameters(&mut self, index: usize, path: &str, pointer: &str) {
+        let template_names: Vec<&str> = path
+            .split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+            .collect();
+        let declared: Vec<String> = self.operations[index]
+            .parameters
+            .iter()
+            .filter(|parameter| parameter.location == Location::Path)
+            .map(|parameter| parameter.name.clone())
+            .collect();
+        for name in &template_names {
+            if !declared.iter().any(|known| known == name) {
+                self.warn(
+                    pointer,
+                    format!("the path template has `{{{name}}}` but the operation declares no path parameter `{name}`; any value is accepted"),
+                );
+            }
+        }
+        for name in &declared {
+            if !template_names.contains(&name.as_str()) {
+                self.warn(
+                    join_pointer(pointer, "parameters"),
+                    format!("path parameter `{name}` is declared but the path template has no `{{{name}}}`; it is ignored"),
+                );
+            }
+        }
+        self.operations[index]
+            .parameters
+            .retain(|parameter| {
+                parameter.location != Location::Path
+                    || template_names.contains(&parameter.name.as_str())
+            });
     }
 
     /// Reads the parameters (path-level ones first, replaced by operation-level ones with the
@@ -488,10 +553,26 @@ impl<'d> Compiler<'d> {
         let schema = object
             .get("schema")
             .map(|_| self.lowerer.lower_at(&join_pointer(pointer, "schema")));
+        let style = match object.get("style").and_then(Value::as_str) {
+            Some(text) => Style::parse(text).unwrap_or_else(|| {
+                self.warn(
+                    join_pointer(pointer, "style"),
+                    format!("parameter `{name}` has the unknown style {text:?}; the default style is used"),
+                );
+                Style::default_for(location)
+            }),
+            None => Style::default_for(location),
+        };
+        let explode = object
+            .get("explode")
+            .and_then(Value::as_bool)
+            .unwrap_or(style == Style::Form);
         Some(ParameterSpec {
             name: name.to_owned(),
             location,
             required,
+            style,
+            explode,
             schema,
         })
     }
@@ -547,6 +628,17 @@ impl<'d> Compiler<'d> {
             return;
         };
 
+        let forbids_body = matches!(compiled.status.as_u16(), 204 | 304) && compiled.key != "default";
+        let has_content = response
+            .get("content")
+            .and_then(Value::as_object)
+            .is_some_and(|content| !content.is_empty());
+        if forbids_body && has_content {
+            self.warn(
+                join_pointer(pointer, "content"),
+                format!("a {} response has no body, so its declared content is never sent", compiled.status.as_u16()),
+            );
+        }
         if let Some(content) = response.get("content") {
             let content_pointer = join_pointer(pointer, "content");
             match content {
@@ -590,6 +682,10 @@ impl<'d> Compiler<'d> {
             for (name, header) in headers {
                 let header_pointer = join_pointer(&headers_pointer, name);
                 if TRANSPORT_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                    self.warn(
+                        &header_pointer,
+                        format!("`{name}` is a transport header that the server sets; the declared header is never sent"),
+                    );
                     continue;
                 }
                 let Ok(header_name) = HeaderName::from_bytes(name.as_bytes()) else {
@@ -651,6 +747,19 @@ impl<'d> Compiler<'d> {
             );
         }
 
+        if let Some(schema) = content.schema {
+            let named = self.named_example_pointers(media.get("examples"), pointer);
+            let own = media
+                .get("example")
+                .map(|example| (example, join_pointer(pointer, "example")));
+            for (value, example_pointer) in own.into_iter().chain(named) {
+                self.example_checks.push(crate::checks::ExampleCheck {
+                    pointer: example_pointer,
+                    schema,
+                    value,
+                });
+            }
+        }
         if let Some(example) = media.get("example") {
             content.body = Body::Static(render_value(example, media_type, XML_ROOT));
         } else if let Some((_, first)) = content.examples.first() {
@@ -695,6 +804,26 @@ impl<'d> Compiler<'d> {
             target,
         });
         Some(HeaderSource::Schema(schema))
+    }
+
+    /// Returns the `value` of each inline Example Object with its pointer, for checks.
+    fn named_example_pointers(
+        &self,
+        examples: Option<&'d Value>,
+        pointer: &str,
+    ) -> Vec<(&'d Value, String)> {
+        let Some(Value::Object(examples)) = examples else {
+            return Vec::new();
+        };
+        let examples_pointer = join_pointer(pointer, "examples");
+        examples
+            .iter()
+            .filter_map(|(name, example)| {
+                let value = example.get("value")?;
+                let value_pointer = join_pointer(&join_pointer(&examples_pointer, name), "value");
+                Some((value, value_pointer))
+            })
+            .collect()
     }
 
     /// Returns the name and `value` of each usable Example Object in an `examples` map, in

@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Number, Value};
 
+use crate::validate::{check_value, Direction};
 use crate::schema::{merge, SchemaArena, SchemaId, SchemaNode, TypeSet};
 
 /// Nesting depth past which optional properties are dropped.
@@ -42,8 +43,20 @@ fn pick<'t>(seed: u64, choices: &[&'t str]) -> &'t str {
 
 /// Generates a response value for a schema. Returns `None` for a `false` schema.
 pub fn generate(arena: &SchemaArena, schema: SchemaId, seed: u64) -> Option<Value> {
+    generate_for(arena, schema, seed, Direction::Response)
+}
+
+/// Generates a value for one side of an exchange: request values leave out `readOnly`
+/// properties and response values leave out `writeOnly` ones.
+pub fn generate_for(
+    arena: &SchemaArena,
+    schema: SchemaId,
+    seed: u64,
+    direction: Direction,
+) -> Option<Value> {
     let mut generator = Generator {
         arena,
+        direction,
         stack: Vec::new(),
     };
     generator.value(schema, seed, None, 0)
@@ -57,6 +70,7 @@ pub fn schema_example(arena: &SchemaArena, schema: SchemaId) -> Option<Value> {
 
 struct Generator<'a> {
     arena: &'a SchemaArena,
+    direction: Direction,
     /// Schemas whose objects are being generated, to stop recursion.
     stack: Vec<SchemaId>,
 }
@@ -130,11 +144,12 @@ impl Generator<'_> {
         if let Some(value) = &node.const_value {
             return Some(value.clone());
         }
-        if let Some(value) = &node.example {
-            return Some(value.clone());
-        }
-        if let Some(value) = &node.default {
-            return Some(value.clone());
+        // Examples and defaults that contradict their own schema are skipped, so generated
+        // values stay valid.
+        for value in [&node.example, &node.default].into_iter().flatten() {
+            if check_value(self.arena, resolved, value, self.direction).is_empty() {
+                return Some(value.clone());
+            }
         }
         if let Some(first) = node.enum_values.as_ref().and_then(|values| values.first()) {
             return Some(first.clone());
@@ -205,8 +220,17 @@ impl Generator<'_> {
                 let Value::Object(extra) = self.object(node, resolved, seed, depth) else {
                     unreachable!()
                 };
+                // A branch's own properties win. Other keys, such as a name the branch only
+                // lists in `required`, take the value of the declared property.
+                let branch_node = merge(self.arena, branch_target, 0);
                 for (key, item) in extra {
-                    object.entry(key).or_insert(item);
+                    let declared_by_branch =
+                        branch_node.properties.iter().any(|(known, _)| **known == *key);
+                    if declared_by_branch {
+                        object.entry(key).or_insert(item);
+                    } else {
+                        object.insert(key, item);
+                    }
                 }
             }
         }
@@ -223,7 +247,11 @@ impl Generator<'_> {
             let target = self.arena.resolve(*schema);
             let property = self.arena.get(*schema);
             let target_node = merge(self.arena, target, 0);
-            if property.write_only || target_node.write_only || target_node.never {
+            let omitted = match self.direction {
+                Direction::Response => property.write_only || target_node.write_only,
+                Direction::Request => property.read_only || target_node.read_only,
+            };
+            if omitted || target_node.never {
                 continue;
             }
             if !required {
@@ -238,7 +266,11 @@ impl Generator<'_> {
                 match kind_of(&target_node) {
                     Kind::Array => Some(Value::Array(Vec::new())),
                     _ if !required => None,
-                    _ => Some(minimal_value(&target_node)),
+                    _ => self
+                        .flat_branch(&target_node, mix(seed, name), name, depth)
+                        .or_else(|| {
+                            Some(minimal_value(self.arena, &target_node, MINIMAL_DEPTH, &self.stack))
+                        }),
                 }
             } else {
                 self.value(*schema, mix(seed, name), Some(name), depth + 1)
@@ -267,6 +299,26 @@ impl Generator<'_> {
             }
         }
 
+        // Required names without a declared property still need a value: one from
+        // `additionalProperties`, else any value.
+        for name in &node.required {
+            if object.contains_key(&**name)
+                || node.properties.iter().any(|(known, _)| known == name)
+            {
+                continue;
+            }
+            let value = match node.additional_properties {
+                Some(additional) if depth < MAX_DEPTH => {
+                    self.value(additional, mix(seed, name), Some(name), depth + 1)
+                }
+                Some(_) => None,
+                None => Some(Value::String(pick(mix(seed, name), WORDS).to_owned())),
+            };
+            if let Some(value) = value {
+                object.insert(name.to_string(), value);
+            }
+        }
+
         if let Some(discriminator) = &node.discriminator {
             let key = discriminator
                 .mapping
@@ -282,6 +334,26 @@ impl Generator<'_> {
 
         self.stack.pop();
         Value::Object(object)
+    }
+
+    /// Generates a required property that would recurse from a `oneOf`/`anyOf` branch that
+    /// is not an object, such as the string id in `anyOf: [string, Customer]`.
+    fn flat_branch(
+        &mut self,
+        node: &SchemaNode,
+        seed: u64,
+        name: &str,
+        depth: usize,
+    ) -> Option<Value> {
+        if node.nullable || node.types.contains(TypeSet::NULL) {
+            return Some(Value::Null);
+        }
+        let branch = node.one_of.iter().chain(&node.any_of).find(|branch| {
+            let target = self.arena.resolve(**branch);
+            let kind = kind_of(&merge(self.arena, target, 0));
+            !self.stack.contains(&target) && !matches!(kind, Kind::Object | Kind::Any)
+        })?;
+        self.value(*branch, seed, Some(name), depth + 1)
     }
 
     fn array(&mut self, node: &SchemaNode, seed: u64, name: Option<&str>, depth: usize) -> Value {
@@ -349,15 +421,65 @@ fn schema_name(node: &SchemaNode) -> Option<String> {
 
 /// Builds the smallest value of a schema's type, used for a required property that would
 /// recurse forever.
-fn minimal_value(node: &SchemaNode) -> Value {
+/// How many levels of required properties a minimal value fills in.
+const MINIMAL_DEPTH: usize = 6;
+
+/// Returns the smallest value that still satisfies a schema's type, `const`, `enum`, string
+/// length and required properties, for places where generation stops recursing. Required
+/// properties that lead back to a schema in `visited` are left out, so a cycle that is required
+/// at every level ends in an empty object, which no finite value can avoid.
+fn minimal_value(
+    arena: &SchemaArena,
+    node: &SchemaNode,
+    depth: usize,
+    visited: &[SchemaId],
+) -> Value {
     if node.nullable || node.types.contains(TypeSet::NULL) {
         return Value::Null;
     }
+    if let Some(value) = &node.const_value {
+        return value.clone();
+    }
+    if let Some(first) = node.enum_values.as_ref().and_then(|values| values.first()) {
+        return first.clone();
+    }
+    if let Some(branch) = node.one_of.first().or(node.any_of.first()) {
+        if depth > 0 && node.types.is_empty() {
+            let branch = merge(arena, arena.resolve(*branch), 0);
+            return minimal_value(arena, &branch, depth - 1, visited);
+        }
+    }
     match kind_of(node) {
-        Kind::Object | Kind::Any => Value::Object(Map::new()),
+        Kind::Object | Kind::Any => {
+            let mut object = Map::new();
+            if depth > 0 {
+                for name in &node.required {
+                    let target = node
+                        .properties
+                        .iter()
+                        .find(|(known, _)| known == name)
+                        .map(|(_, schema)| arena.resolve(*schema));
+                    let value = match target {
+                        Some(target) if visited.contains(&target) => continue,
+                        Some(target) => {
+                            let mut inner = visited.to_vec();
+                            inner.push(target);
+                            let property = merge(arena, target, 0);
+                            minimal_value(arena, &property, depth - 1, &inner)
+                        }
+                        None => Value::Null,
+                    };
+                    object.insert(name.to_string(), value);
+                }
+            }
+            Value::Object(object)
+        }
         Kind::Array => Value::Array(Vec::new()),
-        Kind::String => Value::String(String::new()),
-        Kind::Integer | Kind::Number => Value::from(0),
+        Kind::String => {
+            let length = node.min_length.unwrap_or(0).min(MAX_STRING_LENGTH) as usize;
+            Value::String("x".repeat(length))
+        }
+        Kind::Integer | Kind::Number => Value::from(node.minimum.map_or(0, |minimum| minimum.ceil() as i64)),
         Kind::Boolean => Value::Bool(false),
         Kind::Null => Value::Null,
     }

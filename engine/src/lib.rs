@@ -14,8 +14,11 @@
 //! - `compile` builds a `mock`, which turns a request into a response (`xml` renders XML bodies
 //!   and `template` expands request placeholders).
 
+mod checks;
 mod compile;
+mod describe;
 mod document;
+mod format;
 mod generate;
 mod mock;
 mod negotiate;
@@ -31,6 +34,7 @@ mod xml;
 use serde::Serialize;
 
 pub use compile::compile;
+pub use describe::{ResponseSchema, SampleRequest};
 pub use mock::{Mock, MockError, MockRequest, MockResponse, VALIDATION_WARNING_HEADER};
 pub use options::{MockOptions, Validation};
 

@@ -10,16 +10,23 @@ use serde_json::Value;
 
 use crate::generate::{generate, mix};
 use crate::negotiate::{choose_media_type, essence};
-use crate::router::{decode_component, Router};
+use crate::router::{decode_component, RouteEntry, Router};
 use crate::schema::{SchemaArena, SchemaId};
 use crate::template::{expand, Escaping, TemplateContext};
-use crate::validate::{validate_request, ParameterSpec, RequestBodySpec, RequestParts};
+use crate::validate::{
+    validate_request, ParameterSpec, RequestBodySpec, RequestParts, Violation,
+};
 use crate::{MockOptions, Validation};
 
 /// The `Access-Control-Max-Age` of preflight responses, in seconds.
 const PREFLIGHT_MAX_AGE_SECONDS: &str = "86400";
-/// The maximum number of generated bodies kept per mock. The cache is emptied when it is full.
-const GENERATED_CACHE_ENTRIES: usize = 4096;
+/// The number of independently locked shards of the generated-body cache, so that requests for
+/// different bodies rarely wait on the same lock.
+const GENERATED_CACHE_SHARDS: usize = 16;
+/// The maximum number of generated bodies kept per shard. A full shard is emptied.
+const GENERATED_CACHE_SHARD_ENTRIES: usize = 256;
+/// The maximum total body bytes kept per shard, so a mock's cache stores at most 16 MiB.
+const GENERATED_CACHE_SHARD_BYTES: usize = 1024 * 1024;
 /// Generated bodies larger than this many bytes are not cached.
 const GENERATED_CACHE_MAX_BODY: usize = 256 * 1024;
 /// The response header that lists validation problems when validation is `warn`.
@@ -35,11 +42,64 @@ pub struct Mock {
     /// Generated bodies by request seed and media type. Generation is deterministic, so a cached
     /// body is the body that generation would return again. NOTE: keys are 64-bit hashes, so two
     /// requests whose seeds collide would share a body.
-    pub(crate) generated: RwLock<HashMap<u64, Bytes>>,
+    pub(crate) generated: GeneratedCache,
+}
+
+/// Generated bodies in shards, each behind its own lock and bounded in entries and bytes.
+#[derive(Default)]
+pub(crate) struct GeneratedCache {
+    shards: [RwLock<CacheShard>; GENERATED_CACHE_SHARDS],
+}
+
+#[derive(Default)]
+struct CacheShard {
+    bodies: HashMap<u64, Bytes>,
+    bytes: usize,
+}
+
+impl GeneratedCache {
+    fn shard(&self, seed: u64) -> &RwLock<CacheShard> {
+        &self.shards[(seed % GENERATED_CACHE_SHARDS as u64) as usize]
+    }
+
+    fn get(&self, seed: u64) -> Option<Bytes> {
+        let shard = self.shard(seed).read().ok()?;
+        shard.bodies.get(&seed).cloned()
+    }
+
+    fn insert(&self, seed: u64, body: &Bytes) {
+        if body.len() > GENERATED_CACHE_MAX_BODY {
+            return;
+        }
+        let Ok(mut shard) = self.shard(seed).write() else {
+            return;
+        };
+        let full = shard.bodies.len() >= GENERATED_CACHE_SHARD_ENTRIES
+            || shard.bytes + body.len() > GENERATED_CACHE_SHARD_BYTES;
+        if full {
+            shard.bodies.clear();
+            shard.bytes = 0;
+        }
+        if shard.bodies.insert(seed, body.clone()).is_none() {
+            shard.bytes += body.len();
+        }
+    }
+
+    /// Returns the number of cached bodies and their total size in bytes.
+    #[cfg(test)]
+    pub(crate) fn usage(&self) -> (usize, usize) {
+        self.shards.iter().fold((0, 0), |(count, bytes), shard| {
+            let shard = shard.read().unwrap();
+            (count + shard.bodies.len(), bytes + shard.bytes)
+        })
+    }
 }
 
 /// A compiled operation with all its declared responses.
 pub(crate) struct Operation {
+    pub method: Method,
+    /// The path template as the document writes it, such as `/pets/{petId}`.
+    pub path: String,
     /// The seed of generated values, from the method and path template.
     pub seed: u64,
     /// Declared responses in document order.
@@ -102,6 +162,12 @@ impl<'r> Preference<'r> {
 }
 
 impl Operation {
+    /// Picks the response sent with a status: the exact code, else its range, else `default`.
+    pub(crate) fn response_for_status(&self, status: StatusCode) -> Option<&CompiledResponse> {
+        self.response_for_code(status.as_u16())
+            .map(|(response, _)| response)
+    }
+
     /// Picks the response for a preferred status: the exact code, else its range (`4XX`), else
     /// `default`. Returns the response and the status to send.
     fn response_for_code(&self, code: u16) -> Option<(&CompiledResponse, StatusCode)> {
@@ -194,6 +260,18 @@ impl Mock {
         &self.title
     }
 
+    /// Returns the index of the operation that serves `method` at a raw request path, or `None`
+    /// when no route matches. `HEAD` finds the `GET` operation unless one is declared.
+    pub fn find_operation(&self, method: &Method, path: &str) -> Option<usize> {
+        let (path_match, has_method) = self.router.find(path, |entries| {
+            entries.iter().any(|entry| serves(entry, method))
+        })?;
+        if !has_method {
+            return None;
+        }
+        select_entry(&path_match.entries, method).map(|entry| entry.operation)
+    }
+
     /// Builds the response to one request.
     pub fn respond(&self, request: &MockRequest<'_>) -> Result<MockResponse, MockError> {
         let method = request.method;
@@ -209,9 +287,7 @@ impl Mock {
         }
 
         let found = self.router.find(request.path, |entries| {
-            entries.iter().any(|entry| {
-                entry.method == *method || (method == Method::HEAD && entry.method == Method::GET)
-            })
+            entries.iter().any(|entry| serves(entry, method))
         });
         let Some((path_match, has_method)) = found else {
             return Err(MockError::NoRoute {
@@ -226,34 +302,26 @@ impl Mock {
                 allow: self.allow_list(request.path),
             });
         }
-        let entry = path_match
-            .entries
-            .iter()
-            .find(|entry| entry.method == *method)
-            .or_else(|| {
-                path_match
-                    .entries
-                    .iter()
-                    .find(|entry| entry.method == Method::GET)
-            })
+        let entry = select_entry(&path_match.entries, method)
             .expect("the router only returns leaves that serve the method");
 
         let path_parameters = decode_path_parameters(&path_match.captures, &entry.capture_names)?;
         let operation = &self.operations[entry.operation];
-        let problems = self.validate(operation, request, &path_parameters);
-        if !problems.is_empty() && self.options.validation == Validation::Enforce {
-            return Err(MockError::BadRequest(format!(
-                "request validation failed: {}",
-                problems.join("; ")
-            )));
-        }
-
-        let mut response = self.render(operation, request)?;
-        if self.options.response_template_expand && !response.body.is_empty() {
-            self.expand_templates(&mut response, request, &path_parameters);
-        }
-        if !problems.is_empty() {
-            let mut summary = problems.join("; ");
+        let violations = self.validate(operation, request, &path_parameters);
+        let mut response = if !violations.is_empty()
+            && self.options.validation == Validation::Enforce
+        {
+            self.reject(operation, request, &violations)
+        } else {
+            let mut response = self.render(operation, request)?;
+            if self.options.response_template_expand && !response.body.is_empty() {
+                self.expand_templates(&mut response, request, &path_parameters);
+            }
+            response
+        };
+        if !violations.is_empty() {
+            let summaries: Vec<String> = violations.iter().map(Violation::summary).collect();
+            let mut summary = summaries.join("; ");
             summary.truncate(summary.floor_char_boundary(1024));
             if let Ok(value) = HeaderValue::from_str(&summary) {
                 response.headers.insert(VALIDATION_WARNING_HEADER, value);
@@ -283,13 +351,43 @@ impl Mock {
         Ok(response)
     }
 
+    /// Builds the response to a request that failed validation: the operation's own 422 or 400
+    /// response when it declares one, else a 422 problem document (RFC 9457) that lists each
+    /// violation.
+    fn reject(
+        &self,
+        operation: &Operation,
+        request: &MockRequest<'_>,
+        violations: &[Violation],
+    ) -> MockResponse {
+        let declared = ["422", "400"].iter().find_map(|key| {
+            operation
+                .responses
+                .iter()
+                .find(|response| response.key == *key)
+        });
+        if let Some(response) = declared {
+            let rendered = self.render_response(
+                operation,
+                request,
+                response,
+                response.status,
+                &Preference::default(),
+            );
+            if let Ok(rendered) = rendered {
+                return rendered;
+            }
+        }
+        problem_response(violations)
+    }
+
     /// Checks a request against the operation unless validation is off.
     fn validate(
         &self,
         operation: &Operation,
         request: &MockRequest<'_>,
         path_parameters: &[(&str, String)],
-    ) -> Vec<String> {
+    ) -> Vec<Violation> {
         let has_declarations = !operation.parameters.is_empty() || operation.request_body.is_some();
         if self.options.validation == Validation::Off || !has_declarations {
             return Vec::new();
@@ -331,7 +429,19 @@ impl Mock {
                 body: Bytes::new(),
             });
         };
+        self.render_response(operation, request, response, status, &preference)
+    }
 
+    /// Renders one declared response: the media type chosen from `Accept`, its body and the
+    /// declared headers.
+    fn render_response(
+        &self,
+        operation: &Operation,
+        request: &MockRequest<'_>,
+        response: &CompiledResponse,
+        status: StatusCode,
+        preference: &Preference<'_>,
+    ) -> Result<MockResponse, MockError> {
         let seed = mix(mix(operation.seed, request.path), &response.key);
         let mut headers = HeaderMap::new();
         let mut body = Bytes::new();
@@ -342,11 +452,15 @@ impl Mock {
                 .headers
                 .get(header::ACCEPT)
                 .and_then(|value| value.to_str().ok());
-            let Some(index) = choose_media_type(&response.media_types, accept) else {
-                return Err(MockError::NotAcceptable {
-                    accept: accept.unwrap_or_default().to_owned(),
-                    available: response.media_types.clone(),
-                });
+            let index = match choose_media_type(&response.media_types, accept) {
+                Some(index) => index,
+                None if !self.options.strict_accept => 0,
+                None => {
+                    return Err(MockError::NotAcceptable {
+                        accept: accept.unwrap_or_default().to_owned(),
+                        available: response.media_types.clone(),
+                    })
+                }
             };
             let content = &response.content[index];
             let media_type = &response.media_types[index];
@@ -421,23 +535,14 @@ impl Mock {
 
     /// Generates (or takes from the cache) the body for a schema and request seed.
     fn generated_body(&self, schema: SchemaId, seed: u64, media_type: &str) -> Bytes {
-        if let Ok(cache) = self.generated.read() {
-            if let Some(body) = cache.get(&seed) {
-                return body.clone();
-            }
+        if let Some(body) = self.generated.get(seed) {
+            return body;
         }
         let body = match generate(&self.schemas, schema, seed) {
             Some(value) => render_value(&value, media_type, &self.schemas.root_name(schema)),
             None => Bytes::new(),
         };
-        if body.len() <= GENERATED_CACHE_MAX_BODY {
-            if let Ok(mut cache) = self.generated.write() {
-                if cache.len() >= GENERATED_CACHE_ENTRIES {
-                    cache.clear();
-                }
-                cache.insert(seed, body.clone());
-            }
-        }
+        self.generated.insert(seed, &body);
         body
     }
 
@@ -488,6 +593,23 @@ impl Mock {
     }
 }
 
+fn serves(entry: &RouteEntry, method: &Method) -> bool {
+    entry.method == *method || (*method == Method::HEAD && entry.method == Method::GET)
+}
+
+/// Picks the entry for a method, falling back to `GET` for `HEAD`.
+fn select_entry<'e>(entries: &'e [RouteEntry], method: &Method) -> Option<&'e RouteEntry> {
+    entries
+        .iter()
+        .find(|entry| entry.method == *method)
+        .or_else(|| {
+            entries
+                .iter()
+                .filter(|_| *method == Method::HEAD)
+                .find(|entry| entry.method == Method::GET)
+        })
+}
+
 /// Percent-decodes the captured path values, pairing each with its parameter name. Server
 /// variable captures are checked but not returned.
 fn decode_path_parameters<'r>(
@@ -510,6 +632,38 @@ fn decode_path_parameters<'r>(
         }
     }
     Ok(parameters)
+}
+
+/// Builds the 422 problem document (RFC 9457) for a request that failed validation.
+fn problem_response(violations: &[Violation]) -> MockResponse {
+    let detail: Vec<String> = violations.iter().map(Violation::summary).collect();
+    let listed: Vec<Value> = violations
+        .iter()
+        .map(|violation| {
+            serde_json::json!({
+                "location": violation.location_json(),
+                "message": violation.message,
+                "keyword": violation.keyword,
+            })
+        })
+        .collect();
+    let problem = serde_json::json!({
+        "type": "about:blank",
+        "title": "Request validation failed",
+        "status": 422,
+        "detail": detail.join("; "),
+        "validation": listed,
+    });
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    MockResponse {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        headers,
+        body: Bytes::from(serde_json::to_vec(&problem).unwrap_or_default()),
+    }
 }
 
 fn add_allow_origin(headers: &mut HeaderMap, origin: &HeaderValue) {
@@ -552,4 +706,26 @@ pub(crate) fn header_value(value: &Value) -> Option<HeaderValue> {
         other => other.to_string(),
     };
     HeaderValue::from_str(&text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_cache_stays_bounded() {
+        let cache = GeneratedCache::default();
+        let body = Bytes::from(vec![b'x'; 10 * 1024]);
+        for seed in 0..100_000u64 {
+            cache.insert(seed, &body);
+        }
+        let (count, bytes) = cache.usage();
+        assert!(count <= GENERATED_CACHE_SHARDS * GENERATED_CACHE_SHARD_ENTRIES, "{count}");
+        assert!(bytes <= GENERATED_CACHE_SHARDS * GENERATED_CACHE_SHARD_BYTES, "{bytes}");
+        assert_eq!(cache.get(99_999), Some(body));
+
+        let large = Bytes::from(vec![b'x'; GENERATED_CACHE_MAX_BODY + 1]);
+        cache.insert(7, &large);
+        assert_eq!(cache.get(7), None);
+    }
 }

@@ -22,12 +22,16 @@ pub struct MockOptions {
     /// Expand request placeholders such as `{{request.path.id}}` in response bodies (see the
     /// `template` module for the list). Default: off.
     pub response_template_expand: bool,
-    /// Request validation mode. Default: enforce. `enforce` rejects an invalid request with
-    /// [`crate::MockError::BadRequest`], `warn` serves it and lists the problems in the
-    /// `x-mockforge-validation` response header, and `off` skips the checks.
+    /// Request validation mode. Default: enforce. `enforce` answers an invalid request with the
+    /// operation's own 422 or 400 response, else a 422 `application/problem+json` document,
+    /// `warn` serves it and lists the violations in the `x-mockforge-validation` response
+    /// header, and `off` skips the checks.
     pub validation: Validation,
     /// Treat `/users/` and `/users` as the same path. Default: off.
     pub ignore_trailing_slash: bool,
+    /// Answer `NotAcceptable` (406) when no declared media type satisfies `Accept`. When off,
+    /// such a request gets the first declared media type. Default: on.
+    pub strict_accept: bool,
 }
 
 impl Default for MockOptions {
@@ -37,6 +41,7 @@ impl Default for MockOptions {
             response_template_expand: false,
             validation: Validation::Enforce,
             ignore_trailing_slash: false,
+            strict_accept: true,
         }
     }
 }
@@ -78,6 +83,7 @@ impl MockOptions {
             &mut options.response_template_expand,
         );
         read_bool("ignore_trailing_slash", &mut options.ignore_trailing_slash);
+        read_bool("strict_accept", &mut options.strict_accept);
 
         match object.get("validation") {
             None | Some(Value::Null) => {}

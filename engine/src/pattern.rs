@@ -11,14 +11,95 @@ const MAX_EXTRA_REPETITIONS: u32 = 8;
 /// The maximum length in bytes of the text generated for one pattern.
 const MAX_PATTERN_OUTPUT: usize = 4096;
 
-/// Parses a pattern once, at compile time. Returns `None` for a pattern outside the supported
-/// syntax.
-pub fn compile_pattern(pattern: &str) -> Option<Arc<Hir>> {
-    regex_syntax::ParserBuilder::new()
+/// A `pattern` compiled for generation (`hir`) and for validation (`regex`).
+pub struct CompiledPattern {
+    pub hir: Arc<Hir>,
+    pub regex: regex::Regex,
+}
+
+/// Translates an ECMA-262 pattern and compiles it once, at compile time. Returns an error
+/// naming the construct for patterns outside the syntax the `regex` crate supports, such as
+/// look-arounds and back-references.
+pub fn compile_pattern(pattern: &str) -> Result<CompiledPattern, String> {
+    let translated = translate_ecma(pattern)?;
+    let hir = regex_syntax::ParserBuilder::new()
         .build()
-        .parse(pattern)
-        .ok()
-        .map(Arc::new)
+        .parse(&translated)
+        .map_err(|error| format!("it does not parse ({})", last_line(&error.to_string())))?;
+    let regex = regex::Regex::new(&translated)
+        .map_err(|error| format!("it does not compile ({})", last_line(&error.to_string())))?;
+    Ok(CompiledPattern {
+        hir: Arc::new(hir),
+        regex,
+    })
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines().last().unwrap_or(text).trim()
+}
+
+/// Rewrites the ECMA-262 escapes that Rust's `regex` spells differently (`\uXXXX`, `\u{X}`,
+/// `\cX` and `\/`) and rejects look-arounds and back-references.
+// NOTE: `\d`, `\w` and `\s` match Unicode classes in Rust but ASCII classes in ECMA-262, so
+// validation accepts some non-ASCII digits and letters that a browser would reject.
+pub fn translate_ecma(pattern: &str) -> Result<String, String> {
+    let characters: Vec<char> = pattern.chars().collect();
+    let mut output = String::with_capacity(pattern.len());
+    let mut index = 0;
+    while index < characters.len() {
+        let character = characters[index];
+        if character == '(' && characters.get(index + 1) == Some(&'?') {
+            let next: String = characters[index + 2..].iter().take(2).collect();
+            if next.starts_with('=') || next.starts_with('!') || next == "<=" || next == "<!" {
+                return Err("it uses a look-around assertion".to_owned());
+            }
+        }
+        if character != '\\' {
+            output.push(character);
+            index += 1;
+            continue;
+        }
+        let Some(&escaped) = characters.get(index + 1) else {
+            return Err("it ends with a lone backslash".to_owned());
+        };
+        match escaped {
+            '1'..='9' => return Err("it uses a back-reference".to_owned()),
+            'k' if characters.get(index + 2) == Some(&'<') => {
+                return Err("it uses a named back-reference".to_owned())
+            }
+            'u' if characters.get(index + 2) == Some(&'{') => {
+                output.push_str("\\x");
+                index += 2;
+            }
+            'u' => {
+                let hex: String = characters[index + 2..].iter().take(4).collect();
+                if hex.len() == 4 && hex.chars().all(|digit| digit.is_ascii_hexdigit()) {
+                    output.push_str(&format!("\\x{{{hex}}}"));
+                    index += 6;
+                } else {
+                    output.push('u');
+                    index += 2;
+                }
+            }
+            'c' => {
+                let Some(letter) = characters.get(index + 2).filter(|letter| letter.is_ascii_alphabetic()) else {
+                    return Err("it uses `\\c` without a letter".to_owned());
+                };
+                output.push_str(&format!("\\x{{{:02X}}}", (*letter as u32) % 32));
+                index += 3;
+            }
+            '/' => {
+                output.push('/');
+                index += 2;
+            }
+            _ => {
+                output.push('\\');
+                output.push(escaped);
+                index += 2;
+            }
+        }
+    }
+    Ok(output)
 }
 
 /// Generates a string that matches the pattern, choosing repetitions, alternatives and class
@@ -149,8 +230,8 @@ mod tests {
     use super::*;
 
     fn assert_matches(pattern: &str) {
-        let hir = compile_pattern(pattern).unwrap();
-        let checker = regex::Regex::new(pattern).unwrap();
+        let compiled = compile_pattern(pattern).unwrap();
+        let (hir, checker) = (compiled.hir, compiled.regex);
         for seed in 0..20 {
             let text = generate_matching(&hir, seed);
             assert!(checker.is_match(&text), "{pattern}: {text:?}");
@@ -173,12 +254,24 @@ mod tests {
 
     #[test]
     fn literal_pattern_is_exact() {
-        let hir = compile_pattern("^abc$").unwrap();
-        assert_eq!(generate_matching(&hir, 3), "abc");
+        let compiled = compile_pattern("^abc$").unwrap();
+        assert_eq!(generate_matching(&compiled.hir, 3), "abc");
     }
 
     #[test]
     fn lookaround_is_unsupported() {
-        assert!(compile_pattern("^(?=a)a$").is_none());
+        let error = compile_pattern("^(?=a)a$").err().unwrap();
+        assert!(error.contains("look-around"), "{error}");
+        let error = compile_pattern("^(a)\\1$").err().unwrap();
+        assert!(error.contains("back-reference"), "{error}");
+    }
+
+    #[test]
+    fn ecma_escapes_translated() {
+        assert_eq!(translate_ecma("^\\u00e9\\/x$").unwrap(), "^\\x{00e9}/x$");
+        let compiled = compile_pattern("^[0-9]+\\.[0-9]+\\.[0-9]+(\\.b[0-9]+)?$").unwrap();
+        assert!(compiled.regex.is_match("1.2.3"));
+        assert!(compiled.regex.is_match("1.2.3.b4"));
+        assert!(!compiled.regex.is_match("1.2"));
     }
 }

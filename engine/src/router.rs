@@ -198,15 +198,6 @@ impl Router {
     /// Inserts a route made of template segments. Returns `false` when the same method was
     /// already registered at that leaf by a form that takes precedence.
     pub fn insert(&mut self, segments: &[SegmentTemplate], entry: RouteEntry) -> bool {
-        let mut segments = segments;
-        if self.ignore_trailing_slash && segments.len() > 1 {
-            if let Some(SegmentTemplate::Literal(last)) = segments.last() {
-                if last.is_empty() {
-                    segments = &segments[..segments.len() - 1];
-                }
-            }
-        }
-
         let mut node = 0;
         for segment in segments {
             node = match segment {
@@ -290,17 +281,30 @@ impl Router {
         raw_path: &'p str,
         accepts: impl Fn(&[RouteEntry]) -> bool,
     ) -> Option<(PathMatch<'r, 'p>, bool)> {
-        let mut path = raw_path.strip_prefix('/').unwrap_or(raw_path);
-        if self.ignore_trailing_slash && path.len() > 1 {
-            if let Some(stripped) = path.strip_suffix('/') {
-                path = stripped;
-            }
+        let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
+        let mut segments: Vec<&'p str> = path.split('/').collect();
+        let exact = self.find_segments(&segments, &accepts);
+        if exact.is_some() || !self.ignore_trailing_slash {
+            return exact;
         }
-        let segments: Vec<&'p str> = path.split('/').collect();
+        // The other form, with or without the trailing slash, serves the path only when the
+        // document does not declare this form itself (the exact search found nothing).
+        if segments.len() > 1 && segments.last() == Some(&"") {
+            segments.pop();
+        } else if !path.is_empty() {
+            segments.push("");
+        }
+        self.find_segments(&segments, &accepts)
+    }
 
+    fn find_segments<'r, 'p>(
+        &'r self,
+        segments: &[&'p str],
+        accepts: &impl Fn(&[RouteEntry]) -> bool,
+    ) -> Option<(PathMatch<'r, 'p>, bool)> {
         let mut first_leaf: Option<PathMatch<'r, 'p>> = None;
         let mut captures = Vec::new();
-        let found = self.search(0, &segments, &mut captures, &accepts, &mut first_leaf);
+        let found = self.search(0, segments, &mut captures, accepts, &mut first_leaf);
         match found {
             Some(found) => Some((found, true)),
             None => first_leaf.map(|leaf| (leaf, false)),

@@ -38,6 +38,44 @@ impl TypeSet {
         self.0 |= bit;
     }
 
+    /// Returns the types both sets allow, where `integer` is a subset of `number`.
+    pub fn intersect(self, other: TypeSet) -> TypeSet {
+        let widen = |set: TypeSet| {
+            if set.contains(Self::NUMBER) {
+                TypeSet(set.0 | Self::INTEGER)
+            } else {
+                set
+            }
+        };
+        let mut common = TypeSet(widen(self).0 & widen(other).0);
+        // `number` survives only when both allow it; `integer` alone stays `integer`.
+        if !(self.contains(Self::NUMBER) && other.contains(Self::NUMBER)) {
+            common.0 &= !Self::NUMBER;
+        }
+        common
+    }
+
+    pub fn union(self, other: TypeSet) -> TypeSet {
+        TypeSet(self.0 | other.0)
+    }
+
+    /// Returns the JSON Schema type names in the set.
+    pub fn names(self) -> Vec<&'static str> {
+        [
+            (Self::NULL, "null"),
+            (Self::BOOLEAN, "boolean"),
+            (Self::INTEGER, "integer"),
+            (Self::NUMBER, "number"),
+            (Self::STRING, "string"),
+            (Self::ARRAY, "array"),
+            (Self::OBJECT, "object"),
+        ]
+        .into_iter()
+        .filter(|(bit, _)| self.contains(*bit))
+        .map(|(_, name)| name)
+        .collect()
+    }
+
     fn bit_for(name: &str) -> Option<u8> {
         Some(match name {
             "null" => Self::NULL,
@@ -80,6 +118,10 @@ pub struct SchemaNode {
     pub max_length: Option<u64>,
     /// The parsed `pattern`, when `regex-syntax` supports it.
     pub pattern: Option<std::sync::Arc<regex_syntax::hir::Hir>>,
+    /// The compiled `pattern` that validation matches.
+    pub pattern_regex: Option<regex::Regex>,
+    /// The `pattern` text as the document wrote it (ECMA-262 syntax).
+    pub pattern_source: Option<Box<str>>,
     pub minimum: Option<f64>,
     pub maximum: Option<f64>,
     pub exclusive_minimum: bool,
@@ -95,6 +137,8 @@ pub struct SchemaNode {
     /// `None` when absent, otherwise the schema for extra properties (`false` lowers to `never`).
     pub additional_properties: Option<SchemaId>,
     pub min_properties: Option<u64>,
+    pub max_properties: Option<u64>,
+    pub not: Option<SchemaId>,
     pub all_of: Vec<SchemaId>,
     pub one_of: Vec<SchemaId>,
     pub any_of: Vec<SchemaId>,
@@ -113,15 +157,30 @@ pub struct SchemaArena {
 
 impl SchemaArena {
     /// Replaces every node that has `allOf` parts by its merge with them, so that generation
-    /// reads each node as is.
-    pub fn flatten_all_of(&mut self) {
+    /// reads each node as is. Returns the nodes whose parts contradict each other (such as
+    /// `type: string` and `type: integer`), which now accept no value.
+    pub fn flatten_all_of(&mut self) -> Vec<SchemaId> {
+        let mut contradictions = Vec::new();
         for index in 0..self.nodes.len() {
             if self.nodes[index].all_of.is_empty() {
                 continue;
             }
             let merged = merge(self, SchemaId(index as u32), 0).into_owned();
+            if merged.never && !self.nodes[index].never {
+                contradictions.push(SchemaId(index as u32));
+            }
             self.nodes[index] = merged;
         }
+        contradictions
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Makes a schema accept no value.
+    pub fn mark_never(&mut self, id: SchemaId) {
+        self.nodes[id.0 as usize].never = true;
     }
 
     pub fn get(&self, id: SchemaId) -> &SchemaNode {
@@ -167,6 +226,8 @@ pub struct SchemaLowerer<'a> {
     /// Reference targets with an allocated id that are not lowered yet. Lowering them from this
     /// queue, not recursively, keeps the stack flat for long chains of references.
     queue: Vec<(SchemaId, String)>,
+    /// Nodes with two or more `oneOf` branches, with their pointers, for the overlap check.
+    pub one_of_nodes: Vec<(SchemaId, String)>,
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -178,16 +239,24 @@ impl<'a> SchemaLowerer<'a> {
             arena: SchemaArena::default(),
             by_pointer: HashMap::new(),
             queue: Vec::new(),
+            one_of_nodes: Vec::new(),
             warnings: Vec::new(),
         }
     }
 
-    /// Lowers the queued reference targets and returns the arena with the warnings found.
-    pub fn finish(mut self) -> (SchemaArena, Vec<Diagnostic>) {
+    /// Lowers the queued reference targets and returns the arena, the warnings found and the
+    /// `oneOf` nodes with their pointers.
+    pub fn finish(mut self) -> (SchemaArena, Vec<Diagnostic>, Vec<(SchemaId, String)>) {
         while let Some((id, pointer)) = self.queue.pop() {
             self.lower_target(id, &pointer);
         }
-        (self.arena, self.warnings)
+        (self.arena, self.warnings, self.one_of_nodes)
+    }
+
+    fn note_one_of(&mut self, id: SchemaId, node: &SchemaNode, pointer: &str) {
+        if node.one_of.len() >= 2 {
+            self.one_of_nodes.push((id, pointer.to_owned()));
+        }
     }
 
     fn allocate(&mut self) -> SchemaId {
@@ -225,6 +294,7 @@ impl<'a> SchemaLowerer<'a> {
                     None => self.lower_value(value, pointer),
                 };
                 node.origin = Some(pointer.into());
+                self.note_one_of(id, &node, pointer);
                 self.arena.nodes[id.0 as usize] = node;
             }
             None => {
@@ -244,6 +314,7 @@ impl<'a> SchemaLowerer<'a> {
         }
         let id = self.allocate();
         let node = self.lower_value(value, pointer);
+        self.note_one_of(id, &node, pointer);
         self.arena.nodes[id.0 as usize] = node;
         id
     }
@@ -319,6 +390,13 @@ impl<'a> SchemaLowerer<'a> {
         match object.get("type") {
             Some(Value::String(name)) => self.add_type(&mut node, name, pointer),
             Some(Value::Array(names)) => {
+                if self.version != SpecVersion::OpenApi31 {
+                    self.warn(
+                        pointer,
+                        "type",
+                        "a list of types is OpenAPI 3.1 syntax; this node is read as OpenAPI 3.1",
+                    );
+                }
                 for name in names {
                     match name.as_str() {
                         Some(name) => self.add_type(&mut node, name, pointer),
@@ -341,6 +419,14 @@ impl<'a> SchemaLowerer<'a> {
             .get("nullable")
             .and_then(Value::as_bool)
             .unwrap_or(false);
+        if self.version == SpecVersion::OpenApi31 && object.contains_key("nullable") {
+            self.warn(
+                pointer,
+                "nullable",
+                "`nullable` is not part of OpenAPI 3.1 and is ignored; add \"null\" to `type` instead",
+            );
+            node.nullable = false;
+        }
         node.format = object.get("format").and_then(Value::as_str).map(Into::into);
         node.enum_values = match object.get("enum") {
             Some(Value::Array(values)) => Some(values.clone()),
@@ -368,10 +454,20 @@ impl<'a> SchemaLowerer<'a> {
         node.default = object.get("default").cloned();
         node.min_length = object.get("minLength").and_then(Value::as_u64);
         node.max_length = object.get("maxLength").and_then(Value::as_u64);
-        node.pattern = object
-            .get("pattern")
-            .and_then(Value::as_str)
-            .and_then(crate::pattern::compile_pattern);
+        if let Some(pattern) = object.get("pattern").and_then(Value::as_str) {
+            node.pattern_source = Some(pattern.into());
+            match crate::pattern::compile_pattern(pattern) {
+                Ok(compiled) => {
+                    node.pattern = Some(compiled.hir);
+                    node.pattern_regex = Some(compiled.regex);
+                }
+                Err(reason) => self.warn(
+                    pointer,
+                    "pattern",
+                    format!("pattern {pattern:?} is not checked or generated because {reason}"),
+                ),
+            }
+        }
         node.minimum = object.get("minimum").and_then(Value::as_f64);
         node.maximum = object.get("maximum").and_then(Value::as_f64);
         node.exclusive_minimum =
@@ -455,6 +551,10 @@ impl<'a> SchemaLowerer<'a> {
                 Some(self.lower_inline(additional, &join_pointer(pointer, "additionalProperties")));
         }
         node.min_properties = object.get("minProperties").and_then(Value::as_u64);
+        node.max_properties = object.get("maxProperties").and_then(Value::as_u64);
+        if let Some(negated) = object.get("not") {
+            node.not = Some(self.lower_inline(negated, &join_pointer(pointer, "not")));
+        }
 
         node.all_of
             .extend(self.lower_list(object, pointer, "allOf"));
@@ -486,7 +586,36 @@ impl<'a> SchemaLowerer<'a> {
             .and_then(|xml| xml.get("name"))
             .and_then(Value::as_str)
             .map(Into::into);
+        self.check_satisfiable(&mut node, pointer);
         node
+    }
+
+    /// Marks a node that no value satisfies as `never`, with a warning, so that no invalid
+    /// body is generated from it. Only inline subschemas are looked at, because reference
+    /// targets may not be lowered yet.
+    fn check_satisfiable(&mut self, node: &mut SchemaNode, pointer: &str) {
+        let false_required = node.required.iter().find(|name| {
+            node.properties
+                .iter()
+                .any(|(property, schema)| property == *name && self.arena.nodes[schema.0 as usize].never)
+        });
+        if let Some(name) = false_required {
+            let message = format!("the required property `{name}` has the schema `false`, so no value satisfies this schema; no body is generated from it");
+            self.warnings.push(diagnostic(Severity::Warning, pointer, message));
+            node.never = true;
+            return;
+        }
+        let distinct_items = node.items.and_then(|items| {
+            let items = &self.arena.nodes[items.0 as usize];
+            items.enum_values.as_ref().map(Vec::len)
+        });
+        if let (true, Some(distinct), Some(minimum)) = (node.unique_items, distinct_items, node.min_items) {
+            if (distinct as u64) < minimum {
+                let message = format!("`uniqueItems` with {distinct} enum values cannot reach `minItems: {minimum}`, so no value satisfies this schema; no body is generated from it");
+                self.warnings.push(diagnostic(Severity::Warning, pointer, message));
+                node.never = true;
+            }
+        }
     }
 
     fn add_type(&mut self, node: &mut SchemaNode, name: &str, pointer: &str) {
@@ -637,6 +766,13 @@ fn absorb(target: &mut SchemaNode, part: &SchemaNode) {
     target.never |= part.never;
     if target.types.is_empty() {
         target.types = part.types;
+    } else if !part.types.is_empty() {
+        let common = target.types.intersect(part.types);
+        if common.is_empty() {
+            // No value has two disjoint types, so the merged schema accepts nothing.
+            target.never = true;
+        }
+        target.types = common;
     }
     target.nullable |= part.nullable;
     target.format = target.format.take().or_else(|| part.format.clone());
@@ -662,7 +798,11 @@ fn absorb(target: &mut SchemaNode, part: &SchemaNode) {
     target.default = target.default.take().or_else(|| part.default.clone());
     target.min_length = max_option(target.min_length, part.min_length);
     target.max_length = min_option(target.max_length, part.max_length);
-    target.pattern = target.pattern.take().or_else(|| part.pattern.clone());
+    if target.pattern_source.is_none() {
+        target.pattern = part.pattern.clone();
+        target.pattern_regex = part.pattern_regex.clone();
+        target.pattern_source = part.pattern_source.clone();
+    }
     if target.minimum.is_none() {
         target.minimum = part.minimum;
         target.exclusive_minimum = part.exclusive_minimum;
@@ -692,6 +832,9 @@ fn absorb(target: &mut SchemaNode, part: &SchemaNode) {
         }
     }
     target.additional_properties = target.additional_properties.or(part.additional_properties);
+    target.min_properties = max_option(target.min_properties, part.min_properties);
+    target.max_properties = min_option(target.max_properties, part.max_properties);
+    target.not = target.not.or(part.not);
 
     if target.one_of.is_empty() {
         target.one_of = part.one_of.clone();

@@ -108,13 +108,28 @@ fn move_parameter_schema(parameter: &mut Value) {
     let location = parameter
         .get("in")
         .and_then(Value::as_str)
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .to_owned();
     if parameter.contains_key("$ref")
         || parameter.contains_key("schema")
         || location == "body"
         || location == "formData"
     {
         return;
+    }
+    // `collectionFormat` (default `csv`) becomes the matching OpenAPI 3.0 style.
+    let style = match parameter.remove("collectionFormat").as_ref().and_then(Value::as_str) {
+        Some("multi") => Some(("form", true)),
+        Some("ssv") => Some(("spaceDelimited", false)),
+        Some("pipes") => Some(("pipeDelimited", false)),
+        Some("tsv") => None,
+        _ if location == "query" => Some(("form", false)),
+        _ => None,
+    };
+    let is_array = parameter.get("type").and_then(Value::as_str) == Some("array");
+    if let (true, Some((style, explode))) = (is_array, style) {
+        parameter.insert("style".to_owned(), json!(style));
+        parameter.insert("explode".to_owned(), json!(explode));
     }
     let mut schema = Map::new();
     for key in SCHEMA_KEYWORDS {

@@ -1,14 +1,18 @@
 //! Types that travel between the control plane and edge nodes.
 //!
 //! The control plane is the source of truth for which deployments an edge serves. Every
-//! serving-relevant change bumps a global configuration version; an edge asks for everything
-//! since the version it holds and reports back which deployments it compiled. These types are the
+//! serving-relevant change bumps a global configuration version; an edge requests every change
+//! after the version it serves and reports back which deployments it compiled. These types are the
 //! whole contract between the two sides: neither imports the other's internals.
 
 mod plans;
+mod plugins;
+mod remote;
 mod telemetry;
 
 pub use plans::{PlanLimits, PlanTable};
+pub use plugins::PluginSource;
+pub use remote::{DeploymentHeader, Heartbeat, NotificationMode, RemoteDelta, VersionReply, REDIS_VERSION_CHANNEL};
 pub use telemetry::{DeploymentUsage, RequestLog, TelemetryBatch, TelemetrySink, LATENCY_BUCKETS_MS};
 
 use std::sync::Arc;
@@ -42,7 +46,7 @@ pub struct SnapshotDelta {
     /// The configuration version this delta brings the edge to.
     pub version: u64,
     /// True when `upserts` is the complete set of served deployments, so the edge drops every
-    /// deployment it holds that is not listed.
+    /// deployment it serves that is not listed.
     pub full: bool,
     /// Deployments to serve, new or changed.
     pub upserts: Vec<DeploymentRecord>,
@@ -50,7 +54,7 @@ pub struct SnapshotDelta {
     pub removals: Vec<Uuid>,
 }
 
-/// What an edge did with one deployment of a delta.
+/// Result of applying one deployment of a delta on an edge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum ApplyOutcome {
@@ -79,7 +83,7 @@ pub enum FeedError {
     Rejected(String),
 }
 
-/// The control plane as an edge sees it.
+/// The control plane's interface to the edges that follow it.
 ///
 /// `mockforge serve` implements it in process; separate edge processes reach the same
 /// operations over HTTP.

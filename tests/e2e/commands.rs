@@ -29,11 +29,19 @@ fn invalid_settings_are_all_reported() {
 }
 
 #[test]
-fn edge_command_explains_it_is_unavailable() {
+fn edge_command_requires_control_plane() {
     let output = mockforge().arg("edge").output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("mockforge serve"), "{stderr}");
+    assert!(stderr.contains("missing --control-plane"), "{stderr}");
+
+    let output = mockforge()
+        .args(["edge", "--control-plane", "http://127.0.0.1:9", "--region", "eu-1", "--node-token", "mfx_customer"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("node tokens start with mfn_"), "{stderr}");
 }
 
 #[tokio::test]

@@ -307,3 +307,191 @@ pub const PETSTORE: &str = r##"{
     "properties": {"id": {"type": "integer", "format": "int64"}, "name": {"type": "string"}, "tag": {"type": "string"}}
   }}}
 }"##;
+
+/// Registers a user on the control plane at `api` and returns an API client authenticated with
+/// a new read-write API token.
+pub async fn customer_at(api: &str, username: &str) -> Api {
+    let anonymous = Api::new(api);
+    let (status, body) = anonymous
+        .post(
+            "/api/v1/auth/register",
+            json!({"username": username, "email": format!("{username}@example.test"), "password": "correct-horse-battery"}),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "register: {status} {body}");
+    let jwt = body["token"].as_str().expect("register returns a token").to_string();
+    let (status, body) = anonymous.with_token(&jwt).post("/api/v1/tokens", json!({"name": "e2e", "scopes": ["read", "write"]})).await;
+    assert!(status == 200 || status == 201, "create token: {status} {body}");
+    anonymous.with_token(body["token"].as_str().expect("token in create response"))
+}
+
+/// A `mockforge` process with its output in a log file, killed on drop. It can be killed and
+/// started again with the same arguments, appending to the same log.
+pub struct Process {
+    name: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Process {
+    pub fn spawn(name: &str, args: &[&str], env: &[(&str, String)], log: PathBuf) -> Process {
+        let mut process = Process {
+            name: name.to_string(),
+            args: args.iter().map(|arg| arg.to_string()).collect(),
+            env: env.iter().map(|(key, value)| (key.to_string(), value.clone())).collect(),
+            log,
+            child: None,
+        };
+        process.start();
+        process
+    }
+
+    /// Starts the process unless it runs.
+    pub fn start(&mut self) {
+        if self.child.is_some() {
+            return;
+        }
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let mut command = mockforge();
+        command.args(&self.args).stdout(Stdio::from(log.try_clone().unwrap())).stderr(Stdio::from(log));
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        self.child = Some(command.spawn().unwrap_or_else(|error| panic!("start {}: {error}", self.name)));
+    }
+
+    /// Kills the process with SIGKILL and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        format!("--- log of {} ---\n{}", self.name, std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A database for one test: a fresh schema in the PostgreSQL database named by
+/// `MOCKFORGE_TEST_DATABASE_URL`, dropped by [`TestDatabase::drop_schema`] or on drop, or `None`
+/// for the SQLite file of the control plane's data directory.
+pub struct TestDatabase {
+    pub url: Option<String>,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub async fn create() -> TestDatabase {
+        let Some(admin_url) = std::env::var("MOCKFORGE_TEST_DATABASE_URL").ok().filter(|url| !url.is_empty()) else {
+            return TestDatabase { url: None, postgres: None };
+        };
+        let schema = format!("e2e_{:016x}", rand::random::<u64>());
+        let pool = sqlx::PgPool::connect(&admin_url).await.expect("connect to MOCKFORGE_TEST_DATABASE_URL");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&pool).await.unwrap();
+        pool.close().await;
+        let separator = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{separator}options[search_path]={schema}");
+        TestDatabase { url: Some(url), postgres: Some((admin_url, schema)) }
+    }
+
+    /// Drops the PostgreSQL schema. Call it after every process using the schema stopped.
+    pub async fn drop_schema(mut self) {
+        if let Some((admin_url, schema)) = self.postgres.take() {
+            drop_postgres_schema(&admin_url, &schema).await;
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    /// Drops the schema of a test that panicked before [`TestDatabase::drop_schema`], on a
+    /// thread of its own because the test's runtime may be the one unwinding.
+    fn drop(&mut self) {
+        if let Some((admin_url, schema)) = self.postgres.take() {
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(drop_postgres_schema(&admin_url, &schema));
+            })
+            .join();
+            if dropped.is_err() {
+                eprintln!("failed to drop a test schema in MOCKFORGE_TEST_DATABASE_URL");
+            }
+        }
+    }
+}
+
+async fn drop_postgres_schema(admin_url: &str, schema: &str) {
+    let pool = sqlx::PgPool::connect(admin_url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&pool).await.unwrap();
+    pool.close().await;
+}
+
+/// A private `redis-server` on a free loopback port, without persistence.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    pub async fn start() -> RedisServer {
+        let mut server = RedisServer { port: free_port(), child: None };
+        server.restart().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server on its port (again) and waits until it accepts connections.
+    pub async fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server (install the redis-server package)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start on port {}", self.port);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `url` until it returns 200, or panics with `context` after `timeout`.
+pub async fn wait_until_ok(url: &str, timeout: Duration, context: impl Fn() -> String) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(response) = client.get(url).timeout(Duration::from_secs(2)).send().await {
+            if response.status() == 200 {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{url} did not return 200 within {timeout:?}\n{}", context());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -3,4 +3,6 @@
 
 mod commands;
 mod harness;
+mod multi_node;
+mod plugins;
 mod round_trip;

@@ -10,10 +10,22 @@ use crate::settings::{Profile, SettingArgs, Settings};
 pub struct ControlPlaneArgs {
     #[command(flatten)]
     pub settings: SettingArgs,
+    /// An operator task on the control plane's database instead of running the API.
+    #[command(subcommand)]
+    pub command: Option<ControlPlaneCommand>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ControlPlaneCommand {
+    /// Create, list or revoke the node tokens that edge nodes authenticate with.
+    NodeToken(super::node_token::NodeTokenArgs),
 }
 
 pub fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(&args.settings, Profile::ControlPlane)?;
+    if let Some(ControlPlaneCommand::NodeToken(command)) = args.command {
+        return super::node_token::run(command, &settings);
+    }
     crate::telemetry::init();
     super::runtime()?.block_on(async move {
         std::fs::create_dir_all(&settings.data_dir)

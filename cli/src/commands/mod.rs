@@ -3,6 +3,7 @@
 pub mod control_plane;
 pub mod edge;
 pub mod mock;
+pub mod node_token;
 pub mod serve;
 
 use crate::settings::Settings;
@@ -19,6 +20,7 @@ pub(crate) fn control_plane_config(settings: &Settings) -> mockforge_control_pla
         allow_private_networks: settings.fetch.allow_private_networks,
         max_document_bytes: settings.fetch.max_document_bytes,
         fetch_timeout: settings.fetch.timeout,
+        ..mockforge_control_plane::ControlPlaneConfig::new(settings.data_dir.clone())
     }
 }
 

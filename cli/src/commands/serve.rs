@@ -41,6 +41,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     });
     let edge_handle = edge.start().with_context(|| format!("cannot start the edge on {} (--edge-listen)", settings.edge_listen))?;
 
+    edge.enable_plugins(
+        control_plane.plugin_source(),
+        mockforge_edge::plugins::PluginHostConfig {
+            cache_dir: Some(settings.data_dir.join("plugin-cache")),
+            ..Default::default()
+        },
+    );
     let feed = control_plane.snapshot_feed();
     let follower = {
         let edge = edge.clone();

@@ -13,7 +13,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{validate, ApiJson};
+use super::audit::RequestMeta;
+use super::{security, validate, ApiJson};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::{now, NewAccount, StoreError, User};
@@ -72,8 +73,10 @@ async fn dummy_hash() -> anyhow::Result<String> {
     Ok(DUMMY.get_or_init(|| hash).clone())
 }
 
-fn session(state: &AppState, user: &User) -> ApiResult<Json<Value>> {
-    let token = state.jwt.issue(user.id)?;
+/// Issues a JWT at the user's current token generation.
+async fn session(state: &AppState, user: &User) -> ApiResult<Json<Value>> {
+    let generation = state.store.security().token_generation(user.id).await?.unwrap_or_default();
+    let token = state.jwt.issue_with_generation(user.id, generation)?;
     Ok(Json(json!({ "token": token, "user_id": user.id, "username": user.username })))
 }
 
@@ -123,30 +126,39 @@ pub async fn register(
         StoreError::Database(error) => error.into(),
     })?;
     tracing::info!(user_id = %user.id, org_id = %org.id, org_slug = %org.slug, "registered a user");
-    Ok((StatusCode::CREATED, session(&state, &user)?))
+    Ok((StatusCode::CREATED, session(&state, &user).await?))
 }
 
-pub async fn login(State(state): State<AppState>, ApiJson(request): ApiJson<LoginRequest>) -> ApiResult<Json<Value>> {
+pub async fn login(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    ApiJson(request): ApiJson<LoginRequest>,
+) -> ApiResult<Json<Value>> {
     let failed = || ApiError::Unauthorized("invalid e-mail or password".to_owned());
     let email = request.email.trim().to_lowercase();
+    security::check_login_lock(&state, &email, &meta).await?;
     let user = state.store.user_by_email(&email).await?;
     let Some(user) = user else {
         let _ = verify_password(request.password, dummy_hash().await?).await;
+        security::login_failed(&state, &email, &meta, None).await?;
         return Err(failed());
     };
     if !verify_password(request.password, user.password_hash.clone()).await? {
         tracing::info!(user_id = %user.id, "login failed: wrong password");
+        security::login_failed(&state, &email, &meta, Some(&user)).await?;
         return Err(failed());
     }
-    session(&state, &user)
+    security::login_succeeded(&state, &user, &meta).await?;
+    session(&state, &user).await
 }
 
 pub async fn refresh(State(state): State<AppState>, ApiJson(request): ApiJson<RefreshRequest>) -> ApiResult<Json<Value>> {
-    let user_id = state.jwt.verify_for_refresh(&request.token)?;
+    let (user_id, generation) = state.jwt.verify_for_refresh_claims(&request.token)?;
+    crate::auth::check_generation(&state, user_id, generation).await?;
     let user = state
         .store
         .user_by_id(user_id)
         .await?
         .ok_or_else(|| ApiError::Unauthorized("invalid token: the user no longer exists".to_owned()))?;
-    session(&state, &user)
+    session(&state, &user).await
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::audit::{self, RequestMeta};
 use super::{parse_id, validate, ApiJson, ApiQuery};
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
@@ -25,11 +26,9 @@ const LOG_LIMIT_DEFAULT: i64 = 100;
 const LOG_LIMIT_MAX: i64 = 1000;
 
 /// Returns the maximum number of deployments (deleted ones excluded) an organization on `plan`
-/// may have, from the shared plan table. `None` is unlimited, and an unknown plan gets the free
-/// plan's limit.
-fn max_deployments(plan: &str) -> Option<i64> {
-    static PLANS: std::sync::OnceLock<PlanTable> = std::sync::OnceLock::new();
-    let plans = PLANS.get_or_init(PlanTable::default);
+/// may have, from the configured plan table. `None` is unlimited, and an unknown plan gets the
+/// free plan's limit.
+fn max_deployments(plans: &PlanTable, plan: &str) -> Option<i64> {
     let limits = plans.limits(plan).or_else(|| plans.limits("free"))?;
     limits.max_deployments.map(|limit| limit as i64)
 }
@@ -43,6 +42,8 @@ pub struct CreateRequest {
     openapi_spec_url: Option<String>,
     openapi_spec: Option<Value>,
     config_json: Option<Value>,
+    /// A marketplace template, `name@version`, whose settings `config_json` overrides.
+    template: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -205,15 +206,18 @@ fn validate_create(request: &CreateRequest) -> ApiResult<ValidCreate> {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    meta: RequestMeta,
     ApiJson(request): ApiJson<CreateRequest, CREATE_BODY_LIMIT>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Scope::Write)?;
-    let valid = validate_create(&request)?;
+    let mut valid = validate_create(&request)?;
+    valid.config = super::marketplace::apply_template(&state, request.template.as_deref(), valid.config).await?;
+    super::marketplace::pin_plugins(&state, &mut valid.config).await?;
     let options = mock_options(&valid.config).map_err(|problems| ApiError::InvalidConfig { problems })?;
 
     // Cheap checks first, so a request that cannot succeed does not fetch or compile anything.
     // The store repeats both inside its transaction.
-    let limit = max_deployments(&caller.org.plan);
+    let limit = max_deployments(&state.config.plans, &caller.org.plan);
     if let Some(limit) = limit {
         if state.store.count_deployments(caller.org.id).await? >= limit {
             return Err(plan_limit(&caller.org.plan, limit));
@@ -251,7 +255,14 @@ pub async fn create(
         org_slug: caller.org.slug.clone(),
         org_plan: caller.org.plan.clone(),
     };
-    let version = state.store.create_deployment(&deployment, limit).await.map_err(|error| match error {
+    let audit = audit::entry(
+        &caller,
+        &meta,
+        "deployment_created",
+        format!("Deployment {} created", deployment.slug),
+        json!({ "deployment_id": deployment.id, "name": deployment.name, "slug": deployment.slug }),
+    );
+    let version = state.store.create_deployment(&deployment, limit, &audit).await.map_err(|error| match error {
         StoreError::Conflict { .. } => ApiError::Conflict { field: "slug", value: deployment.slug.clone() },
         StoreError::PlanLimit { limit } => plan_limit(&caller.org.plan, limit),
         StoreError::Database(error) => error.into(),
@@ -308,6 +319,7 @@ pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<S
 pub async fn update_status(
     State(state): State<AppState>,
     caller: Caller,
+    meta: RequestMeta,
     Path(id): Path<String>,
     ApiJson(request): ApiJson<StatusRequest>,
 ) -> ApiResult<Json<Value>> {
@@ -320,9 +332,16 @@ pub async fn update_status(
             Value::from(request.status),
         ));
     }
+    let audit = audit::entry(
+        &caller,
+        &meta,
+        "deployment_status_changed",
+        format!("Deployment {id} set to {}", request.status),
+        json!({ "deployment_id": id, "status": request.status }),
+    );
     let change = state
         .store
-        .set_deployment_status(id, caller.org.id, &request.status)
+        .set_deployment_status(id, caller.org.id, &request.status, &audit)
         .await?
         .ok_or_else(|| ApiError::not_found("deployment", id))?;
     if let Some(version) = change.version {
@@ -333,10 +352,16 @@ pub async fn update_status(
     Ok(Json(json!({ "id": d.id, "status": d.status, "updated_at": d.updated_at })))
 }
 
-pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     caller.require(Scope::Write)?;
     let id = parse_id("deployment id", &id)?;
-    let version = state.store.delete_deployment(id, caller.org.id).await?.ok_or_else(|| ApiError::not_found("deployment", id))?;
+    let audit = audit::entry(&caller, &meta, "deployment_deleted", format!("Deployment {id} deleted"), json!({ "deployment_id": id }));
+    let version = state.store.delete_deployment(id, caller.org.id, &audit).await?.ok_or_else(|| ApiError::not_found("deployment", id))?;
     state.feed.notify(version);
     tracing::info!(deployment_id = %id, version, "deleted a deployment");
     Ok(Json(json!({ "success": true, "message": "Deployment deleted successfully" })))
@@ -373,10 +398,44 @@ pub async fn logs(
     if state.store.deployment(id, caller.org.id).await?.is_none() {
         return Err(ApiError::not_found("deployment", id));
     }
-    let entries = state.store.deployment_logs(id, caller.org.id, query.level.as_deref(), limit).await?;
-    let body = entries
+    let level = query.level.as_deref();
+    let events = state.store.deployment_logs(id, caller.org.id, level, limit).await?;
+    let requests = state.store.usage().request_logs(id, caller.org.id, level, limit).await?;
+    // Lifecycle events and served requests, merged newest first.
+    let mut entries: Vec<(chrono::DateTime<chrono::Utc>, Value)> = events
         .iter()
-        .map(|entry| json!({ "id": entry.id, "level": entry.level, "message": entry.message, "created_at": entry.created_at }))
+        .map(|entry| {
+            let body = json!({
+                "id": entry.id,
+                "level": entry.level,
+                "message": entry.message,
+                "created_at": entry.created_at,
+                "source": "lifecycle",
+            });
+            (entry.created_at, body)
+        })
         .collect();
-    Ok(Json(Value::Array(body)))
+    entries.extend(requests.iter().map(|entry| {
+        let level = match entry.status {
+            500.. => "error",
+            400..=499 => "warn",
+            _ => "info",
+        };
+        let body = json!({
+            "id": entry.id,
+            "level": level,
+            "message": format!("{} {} {} ({:.1} ms)", entry.method, entry.path, entry.status, entry.latency_ms),
+            "created_at": entry.created_at,
+            "source": "request",
+            "method": entry.method,
+            "path": entry.path,
+            "status": entry.status,
+            "latency_ms": entry.latency_ms,
+            "request_id": entry.request_id,
+        });
+        (entry.created_at, body)
+    }));
+    entries.sort_by(|a, b| b.0.cmp(&a.0));
+    entries.truncate(limit as usize);
+    Ok(Json(Value::Array(entries.into_iter().map(|(_, body)| body).collect())))
 }

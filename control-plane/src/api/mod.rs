@@ -1,11 +1,21 @@
 //! HTTP routes, one module per resource, and the extractors that turn malformed input into
 //! [`ApiError`]s.
 
+mod admin;
+pub(crate) mod audit;
+mod admin_edges;
 mod auth;
+mod billing;
 mod deployments;
 mod health;
+mod legal;
+mod internal;
+mod marketplace;
 mod organizations;
+mod security;
+mod settings;
 mod tokens;
+mod usage;
 pub(crate) mod validate;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -33,17 +43,42 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/auth/register", post(auth::register))
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/token/refresh", post(auth::refresh))
+        .route("/api/v1/auth/logout", post(security::logout))
+        .route("/api/v1/security/suspicious-activities", get(security::list))
+        .route("/api/v1/security/suspicious-activities/{activity_id}/resolve", post(security::resolve))
         .route("/api/v1/organizations", get(organizations::list))
         .route("/api/v1/organizations/{org_id}", get(organizations::get))
         .route("/api/v1/organizations/{org_id}/members", get(organizations::members))
+        .route("/api/v1/organizations/{org_id}/audit-logs", get(audit::list))
         .route("/api/v1/tokens", post(tokens::create).get(tokens::list))
+        .route("/api/v1/tokens/rotation-status", get(tokens::rotation_status))
         .route("/api/v1/tokens/{token_id}", axum::routing::delete(tokens::delete))
+        .route("/api/v1/tokens/{token_id}/rotate", post(tokens::rotate))
         .route("/api/v1/deployments", post(deployments::create).get(deployments::list))
         .route("/api/v1/deployments/{deployment_id}", get(deployments::get).delete(deployments::delete))
         .route("/api/v1/deployments/{deployment_id}/status", put(deployments::update_status))
         .route("/api/v1/deployments/{deployment_id}/logs", get(deployments::logs))
+        .route("/api/v1/deployments/{deployment_id}/metrics", get(usage::metrics))
+        .route("/api/v1/usage", get(usage::current))
+        .route("/api/v1/usage/history", get(usage::history))
+        .route("/api/v1/legal/terms", get(legal::terms))
+        .route("/api/v1/legal/privacy", get(legal::privacy))
+        .route("/api/v1/legal/dpa", get(legal::dpa))
+        .route("/api/v1/faq", get(legal::faq))
+        .route("/api/v1/support/contact", post(legal::contact))
+        .route("/api/v1/settings/byok", get(settings::get).put(settings::put).delete(settings::delete))
+        .route("/api/v1/billing/subscription", get(billing::subscription))
+        .route("/api/v1/billing/checkout", post(billing::checkout))
+        .route("/api/v1/billing/webhook", post(billing::webhook))
+        .route("/api/v1/admin/organizations/{org_id}/plan", put(billing::admin_set_plan))
+        .route("/api/v1/admin/stats", get(admin::stats))
+        .route("/api/v1/admin/analytics", get(admin::analytics))
+        .route("/api/v1/admin/edges", get(admin_edges::list))
+        .merge(internal::router())
+        .merge(marketplace::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::ratelimit::limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -8,15 +8,21 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::audit::{self, RequestMeta};
 use super::{parse_id, ApiJson};
 use crate::auth::{generate_api_token, hash_token, Caller, Scope, DISPLAY_PREFIX_LEN};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::{now, ApiToken};
 
-/// Tokens older than this many days are flagged with `needs_rotation`.
-pub const ROTATION_AGE_DAYS: i64 = 90;
 const NAME_MAX: usize = 100;
+
+#[derive(Deserialize)]
+pub struct RotateTokenRequest {
+    new_name: Option<String>,
+    #[serde(default)]
+    delete_old: bool,
+}
 
 #[derive(Deserialize)]
 pub struct CreateTokenRequest {
@@ -57,19 +63,16 @@ fn parse_scopes(requested: &[String]) -> ApiResult<Vec<String>> {
     Ok(scopes)
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiJson(request): ApiJson<CreateTokenRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require_admin()?;
-    let name = request.name.trim().to_owned();
+fn validate_name(field: &'static str, text: &str) -> ApiResult<String> {
+    let name = text.trim().to_owned();
     if name.is_empty() || name.chars().count() > NAME_MAX {
-        return Err(ApiError::validation("name", format!("must be 1 to {NAME_MAX} characters long"), Value::from(request.name)));
+        return Err(ApiError::validation(field, format!("must be 1 to {NAME_MAX} characters long"), Value::from(text)));
     }
-    let scopes = parse_scopes(&request.scopes)?;
-    let expires_at = parse_expiry(request.expires_at.as_deref())?;
+    Ok(name)
+}
 
+/// Generates a token of the caller's organization and returns it with its one-time secret.
+fn new_token(caller: &Caller, name: String, scopes: Vec<String>, expires_at: Option<DateTime<Utc>>) -> (ApiToken, String) {
     let secret = generate_api_token();
     let token = ApiToken {
         id: Uuid::new_v4(),
@@ -83,7 +86,30 @@ pub async fn create(
         expires_at,
         created_at: now(),
     };
-    state.store.insert_token(&token).await?;
+    (token, secret)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: RequestMeta,
+    ApiJson(request): ApiJson<CreateTokenRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require_admin()?;
+    let name = validate_name("name", &request.name)?;
+    let scopes = parse_scopes(&request.scopes)?;
+    let expires_at = parse_expiry(request.expires_at.as_deref())?;
+
+    let (token, secret) = new_token(&caller, name, scopes, expires_at);
+    let audit = audit::entry(
+        &caller,
+        &meta,
+        "token_created",
+        format!("API token {} created", token.name),
+        json!({ "token_id": token.id, "name": token.name, "scopes": token.scopes }),
+    );
+    state.store.accounts().insert_token_audited(&token, &audit).await?;
+    super::security::check_token_creation_rate(&state, &caller, &meta).await?;
     tracing::info!(token_id = %token.id, org_id = %token.org_id, user_id = %token.user_id, "created an API token");
     let body = json!({
         "token": secret,
@@ -97,6 +123,15 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
+/// Returns the latest use of a token: the stored value or a newer one not yet flushed.
+fn last_used(state: &AppState, token: &ApiToken) -> Option<DateTime<Utc>> {
+    let pending = state.token_usage.get(&token.id).map(|entry| *entry.value());
+    match (token.last_used_at, pending) {
+        (Some(stored), Some(pending)) => Some(stored.max(pending)),
+        (stored, pending) => stored.or(pending),
+    }
+}
+
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Scope::Read)?;
     let tokens = state.store.tokens(caller.org.id).await?;
@@ -104,12 +139,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     let body = tokens
         .iter()
         .map(|token| {
-            // A use not yet flushed to the database is newer than the stored value.
-            let pending = state.token_usage.get(&token.id).map(|entry| *entry.value());
-            let last_used_at = match (token.last_used_at, pending) {
-                (Some(stored), Some(pending)) => Some(stored.max(pending)),
-                (stored, pending) => stored.or(pending),
-            };
+            let last_used_at = last_used(&state, token);
             let age_days = (now - token.created_at).num_days();
             json!({
                 "id": token.id,
@@ -120,20 +150,117 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
                 "expires_at": token.expires_at,
                 "created_at": token.created_at,
                 "age_days": age_days,
-                "needs_rotation": age_days > ROTATION_AGE_DAYS,
+                "needs_rotation": age_days > state.config.token_rotation_age_days,
             })
         })
         .collect();
     Ok(Json(Value::Array(body)))
 }
 
-pub async fn delete(State(state): State<AppState>, caller: Caller, Path(token_id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: RequestMeta,
+    Path(token_id): Path<String>,
+) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
     let token_id = parse_id("token id", &token_id)?;
-    if !state.store.delete_token(token_id, caller.org.id).await? {
+    let audit = audit::entry(&caller, &meta, "token_deleted", format!("API token {token_id} deleted"), json!({ "token_id": token_id }));
+    if !state.store.accounts().delete_token_audited(token_id, caller.org.id, &audit).await? {
         return Err(ApiError::not_found("API token", token_id));
     }
     state.token_usage.remove(&token_id);
     tracing::info!(%token_id, org_id = %caller.org.id, "deleted an API token");
     Ok(Json(json!({ "success": true, "message": "API token deleted successfully" })))
+}
+
+/// Replaces a token by a new one with the same scopes and expiry, optionally deleting the old one.
+pub async fn rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: RequestMeta,
+    Path(token_id): Path<String>,
+    ApiJson(request): ApiJson<RotateTokenRequest>,
+) -> ApiResult<Json<Value>> {
+    caller.require_admin()?;
+    let token_id = parse_id("token id", &token_id)?;
+    let old = state
+        .store
+        .tokens(caller.org.id)
+        .await?
+        .into_iter()
+        .find(|token| token.id == token_id)
+        .ok_or_else(|| ApiError::not_found("API token", token_id))?;
+    let name = match &request.new_name {
+        Some(text) => validate_name("new_name", text)?,
+        None => {
+            // The default name keeps within NAME_MAX by shortening the old name.
+            let suffix = " (Rotated)";
+            let keep = NAME_MAX - suffix.len();
+            format!("{}{suffix}", old.name.chars().take(keep).collect::<String>())
+        }
+    };
+    if old.expires_at.is_some_and(|expires_at| expires_at <= Utc::now()) {
+        return Err(ApiError::validation(
+            "token_id",
+            "the token has expired and cannot be rotated; create a new token",
+            Value::from(token_id.to_string()),
+        ));
+    }
+    let (token, secret) = new_token(&caller, name, old.scopes.clone(), old.expires_at);
+    let audit = audit::entry(
+        &caller,
+        &meta,
+        "token_rotated",
+        format!("API token {} rotated", old.name),
+        json!({ "old_token_id": old.id, "new_token_id": token.id, "old_token_deleted": request.delete_old }),
+    );
+    let rotated = state.store.accounts().rotate_token(old.id, caller.org.id, &token, request.delete_old, &audit).await?;
+    if !rotated {
+        // Deleted concurrently between the read and the transaction.
+        return Err(ApiError::not_found("API token", token_id));
+    }
+    if request.delete_old {
+        state.token_usage.remove(&old.id);
+    }
+    tracing::info!(old_token_id = %old.id, new_token_id = %token.id, org_id = %caller.org.id, "rotated an API token");
+    Ok(Json(json!({
+        "new_token": secret,
+        "new_token_id": token.id,
+        "new_token_name": token.name,
+        "old_token_id": old.id,
+        "old_token_deleted": request.delete_old,
+    })))
+}
+
+/// Lists the organization's tokens older than the rotation age, oldest first.
+pub async fn rotation_status(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require(Scope::Read)?;
+    let threshold = state.config.token_rotation_age_days;
+    let now = Utc::now();
+    let mut tokens: Vec<ApiToken> = state
+        .store
+        .tokens(caller.org.id)
+        .await?
+        .into_iter()
+        .filter(|token| (now - token.created_at).num_days() > threshold)
+        .collect();
+    tokens.sort_by_key(|token| token.created_at);
+    let body = tokens
+        .iter()
+        .map(|token| {
+            json!({
+                "id": token.id,
+                "name": token.name,
+                "token_prefix": token.token_prefix,
+                "scopes": token.scopes,
+                "last_used_at": last_used(&state, token),
+                "created_at": token.created_at,
+                "age_days": (now - token.created_at).num_days(),
+                "expires_at": token.expires_at,
+                "needs_rotation": true,
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(body)))
 }

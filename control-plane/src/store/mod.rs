@@ -5,7 +5,15 @@
 //! and in how a write transaction begins. Every query on a tenant's resource filters by
 //! `org_id` in SQL, so another organization's id behaves like an unknown id.
 
+pub mod accounts;
+pub mod admin;
+pub mod billing;
+pub mod marketplace;
+pub mod security;
+pub mod settings;
+pub mod support;
 pub mod sql;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -13,7 +21,14 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+pub use accounts::{AccountStore, AuditEntry, AuditQuery};
+pub use admin::AdminStore;
+pub use billing::BillingStore;
+pub use security::SecurityStore;
+pub use settings::SettingsStore;
+pub use support::SupportStore;
 pub use sql::connect;
+pub use usage::UsageStore;
 
 /// Current time rounded to microseconds, the precision PostgreSQL keeps, so a value reads back
 /// equal on both databases.
@@ -115,6 +130,8 @@ pub mod change {
     pub const STOPPED: &str = "stopped";
     pub const REACTIVATED: &str = "reactivated";
     pub const DELETED: &str = "deleted";
+    /// The owning organization's plan changed, which changes the deployment's limits.
+    pub const PLAN_CHANGED: &str = "plan_changed";
 }
 
 /// Store failures that handlers turn into client errors.
@@ -150,6 +167,20 @@ pub type SharedStore = Arc<dyn Store>;
 pub trait Store: Send + Sync + 'static {
     /// Applies pending migrations.
     async fn migrate(&self) -> anyhow::Result<()>;
+    /// The audit log and the writes that record an audit entry in their own transaction.
+    fn accounts(&self) -> &dyn AccountStore;
+    /// Telemetry from edges: metrics, usage and request logs.
+    fn usage(&self) -> &dyn UsageStore;
+    /// Subscriptions, Stripe events and plan changes.
+    fn billing(&self) -> &dyn BillingStore;
+    /// Login failures, suspicious activities and JWT revocation.
+    fn security(&self) -> &dyn SecurityStore;
+    /// Bring-your-own-key settings.
+    fn settings(&self) -> &dyn SettingsStore;
+    /// Support tickets.
+    fn support(&self) -> &dyn SupportStore;
+    /// Platform-wide counts.
+    fn admin(&self) -> &dyn AdminStore;
     async fn ping(&self) -> Result<(), sqlx::Error>;
 
     /// Creates the user, their personal organization and the owner membership in one
@@ -177,8 +208,14 @@ pub trait Store: Send + Sync + 'static {
     async fn count_deployments(&self, org_id: Uuid) -> Result<i64, sqlx::Error>;
     async fn deployment_slug_taken(&self, org_id: Uuid, slug: &str) -> Result<bool, sqlx::Error>;
     /// Inserts a deployment with its "created" log entry and configuration change, enforcing
-    /// `max_deployments` inside the transaction. Returns the new configuration version.
-    async fn create_deployment(&self, deployment: &Deployment, max_deployments: Option<i64>) -> Result<u64, StoreError>;
+    /// `max_deployments` inside the transaction, and writes `audit` in the same transaction.
+    /// Returns the new configuration version.
+    async fn create_deployment(
+        &self,
+        deployment: &Deployment,
+        max_deployments: Option<i64>,
+        audit: &AuditEntry,
+    ) -> Result<u64, StoreError>;
     async fn deployments(
         &self,
         org_id: Uuid,
@@ -188,10 +225,17 @@ pub trait Store: Send + Sync + 'static {
     /// Returns a deployment of the organization unless it is deleted.
     async fn deployment(&self, id: Uuid, org_id: Uuid) -> Result<Option<Deployment>, sqlx::Error>;
     /// Stops (`stopped`) or reactivates (`active`) a deployment. Returns `None` for an unknown
-    /// or deleted deployment.
-    async fn set_deployment_status(&self, id: Uuid, org_id: Uuid, target: &str) -> Result<Option<StatusChange>, sqlx::Error>;
-    /// Soft-deletes a deployment and returns the new configuration version.
-    async fn delete_deployment(&self, id: Uuid, org_id: Uuid) -> Result<Option<u64>, sqlx::Error>;
+    /// or deleted deployment. A change writes `audit` in its transaction.
+    async fn set_deployment_status(
+        &self,
+        id: Uuid,
+        org_id: Uuid,
+        target: &str,
+        audit: &AuditEntry,
+    ) -> Result<Option<StatusChange>, sqlx::Error>;
+    /// Soft-deletes a deployment, writes `audit` in the same transaction and returns the new
+    /// configuration version.
+    async fn delete_deployment(&self, id: Uuid, org_id: Uuid, audit: &AuditEntry) -> Result<Option<u64>, sqlx::Error>;
     /// Returns the newest log entries first.
     async fn deployment_logs(
         &self,
@@ -212,4 +256,16 @@ pub trait Store: Send + Sync + 'static {
     async fn mark_served(&self, id: Uuid, node: &str) -> Result<bool, sqlx::Error>;
     /// Records that an edge failed to compile the deployment.
     async fn mark_failed(&self, id: Uuid, node: &str, reason: &str) -> Result<bool, sqlx::Error>;
+
+    /// Changes an organization's plan and records a configuration change for each of its running
+    /// deployments, in one transaction. Returns `None` for an unknown organization, and the new
+    /// configuration version otherwise (the current one when the plan or the running deployments
+    /// leave nothing for edges to change). Call [`crate::snapshot::Feed::notify`] with it after.
+    async fn set_organization_plan(&self, org_id: Uuid, plan: &str) -> Result<Option<u64>, sqlx::Error>;
+
+    /// Edge nodes and their heartbeats.
+    fn nodes(&self) -> &dyn crate::nodes::NodeStore;
+
+    /// Marketplace packages: plugins, templates and scenarios.
+    fn marketplace(&self) -> &dyn marketplace::MarketplaceStore;
 }

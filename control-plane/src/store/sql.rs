@@ -12,7 +12,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{
-    change, now, status, ApiToken, Deployment, LogEntry, Member, NewAccount, Organization, SharedStore, StatusChange,
+    change, now, AccountStore, AdminStore, AuditEntry, BillingStore, SecurityStore, SettingsStore, SupportStore, UsageStore, status, ApiToken, Deployment, LogEntry, Member, NewAccount, Organization, SharedStore, StatusChange,
     Store, StoreError, User,
 };
 
@@ -280,6 +280,34 @@ macro_rules! sql_store {
                     Ok(())
                 }
 
+                fn accounts(&self) -> &dyn AccountStore {
+                    self
+                }
+
+                fn usage(&self) -> &dyn UsageStore {
+                    self
+                }
+
+                fn billing(&self) -> &dyn BillingStore {
+                    self
+                }
+
+                fn security(&self) -> &dyn SecurityStore {
+                    self
+                }
+
+                fn settings(&self) -> &dyn SettingsStore {
+                    self
+                }
+
+                fn support(&self) -> &dyn SupportStore {
+                    self
+                }
+
+                fn admin(&self) -> &dyn AdminStore {
+                    self
+                }
+
                 async fn ping(&self) -> Result<(), sqlx::Error> {
                     sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
                 }
@@ -519,7 +547,12 @@ macro_rules! sql_store {
                     Ok(row.is_some())
                 }
 
-                async fn create_deployment(&self, d: &Deployment, max_deployments: Option<i64>) -> Result<u64, StoreError> {
+                async fn create_deployment(
+                    &self,
+                    d: &Deployment,
+                    max_deployments: Option<i64>,
+                    audit: &AuditEntry,
+                ) -> Result<u64, StoreError> {
                     let mut tx = self.begin().await?;
 
                     if let Some(limit) = max_deployments {
@@ -557,6 +590,7 @@ macro_rules! sql_store {
                     .map_err(store_error)?;
 
                     insert_log(&mut tx, d.id, d.org_id, "info", "Deployment created").await?;
+                    crate::store::accounts::$module::insert_audit(&mut tx, audit).await?;
                     let version = record_change(&mut tx, d.id, change::CREATED).await?;
                     tx.commit().await.map_err(store_error)?;
                     Ok(version)
@@ -598,6 +632,7 @@ macro_rules! sql_store {
                     id: Uuid,
                     org_id: Uuid,
                     target: &str,
+                    audit: &AuditEntry,
                 ) -> Result<Option<StatusChange>, sqlx::Error> {
                     let mut tx = self.begin().await?;
                     let Some(current) = deployment_in_tx(&mut tx, id, org_id).await? else {
@@ -629,13 +664,19 @@ macro_rules! sql_store {
                     .await?;
 
                     insert_log(&mut tx, id, org_id, "info", message).await?;
+                    crate::store::accounts::$module::insert_audit(&mut tx, audit).await?;
                     let version = record_change(&mut tx, id, kind).await?;
                     let updated = deployment_in_tx(&mut tx, id, org_id).await?;
                     tx.commit().await?;
                     Ok(updated.map(|deployment| StatusChange { deployment, version: Some(version) }))
                 }
 
-                async fn delete_deployment(&self, id: Uuid, org_id: Uuid) -> Result<Option<u64>, sqlx::Error> {
+                async fn delete_deployment(
+                    &self,
+                    id: Uuid,
+                    org_id: Uuid,
+                    audit: &AuditEntry,
+                ) -> Result<Option<u64>, sqlx::Error> {
                     let mut tx = self.begin().await?;
                     let result = sqlx::query(
                         "UPDATE deployments SET status = 'deleted', health_status = 'unknown', updated_at = $3 \
@@ -650,6 +691,7 @@ macro_rules! sql_store {
                         return Ok(None);
                     }
                     insert_log(&mut tx, id, org_id, "info", "Deployment deleted").await?;
+                    crate::store::accounts::$module::insert_audit(&mut tx, audit).await?;
                     let version = record_change(&mut tx, id, change::DELETED).await?;
                     tx.commit().await?;
                     Ok(Some(version))
@@ -757,6 +799,54 @@ macro_rules! sql_store {
                     tx.commit().await?;
                     Ok(true)
                 }
+
+                async fn set_organization_plan(&self, org_id: Uuid, plan: &str) -> Result<Option<u64>, sqlx::Error> {
+                    let mut tx = self.begin().await?;
+                    let row = sqlx::query("SELECT plan FROM organizations WHERE id = $1")
+                        .bind(org_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let Some(row) = row else { return Ok(None) };
+                    let current: String = row.try_get("plan")?;
+                    if current != plan {
+                        sqlx::query("UPDATE organizations SET plan = $2 WHERE id = $1")
+                            .bind(org_id)
+                            .bind(plan)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    let rows = sqlx::query(
+                        "SELECT id FROM deployments WHERE org_id = $1 AND status IN ('deploying', 'active', 'failed') \
+                         ORDER BY created_at, id",
+                    )
+                    .bind(org_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut version = None;
+                    if current != plan {
+                        for row in &rows {
+                            let id: Uuid = row.try_get("id")?;
+                            version = Some(record_change(&mut tx, id, change::PLAN_CHANGED).await?);
+                        }
+                    }
+                    let version = match version {
+                        Some(version) => version,
+                        None => {
+                            let row = sqlx::query("SELECT version FROM config_version WHERE id = 1").fetch_one(&mut *tx).await?;
+                            row.try_get::<i64, _>("version")? as u64
+                        }
+                    };
+                    tx.commit().await?;
+                    Ok(Some(version))
+                }
+
+                fn nodes(&self) -> &dyn crate::nodes::NodeStore {
+                    self
+                }
+
+                fn marketplace(&self) -> &dyn crate::store::marketplace::MarketplaceStore {
+                    self
+                }
             }
         }
     };
@@ -773,7 +863,12 @@ sql_store!(
     "BEGIN IMMEDIATE",
     // `BEGIN IMMEDIATE` already excludes other writers.
     "SELECT 1",
-    &[("0001_init", include_str!("migrations/sqlite/0001_init.sql"))]
+    &[
+        ("0001_init", include_str!("migrations/sqlite/0001_init.sql")),
+        ("0002_accounts", include_str!("migrations/sqlite/0002_accounts.sql")),
+        ("0003_nodes", include_str!("migrations/sqlite/0003_nodes.sql")),
+        ("0004_marketplace", include_str!("migrations/sqlite/0004_marketplace.sql")),
+    ]
 );
 
 sql_store!(
@@ -784,7 +879,12 @@ sql_store!(
     "BEGIN",
     // A transaction-scoped advisory lock. The key is an arbitrary constant reserved for migrations.
     "SELECT pg_advisory_xact_lock(7306518120458)",
-    &[("0001_init", include_str!("migrations/postgres/0001_init.sql"))]
+    &[
+        ("0001_init", include_str!("migrations/postgres/0001_init.sql")),
+        ("0002_accounts", include_str!("migrations/postgres/0002_accounts.sql")),
+        ("0003_nodes", include_str!("migrations/postgres/0003_nodes.sql")),
+        ("0004_marketplace", include_str!("migrations/postgres/0004_marketplace.sql")),
+    ]
 );
 
 #[cfg(test)]

@@ -89,6 +89,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub feed: Arc<dyn SnapshotFeed>,
+    pub telemetry: Arc<dyn mockforge_snapshot::TelemetrySink>,
     pub config: ControlPlaneConfig,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
@@ -125,6 +126,7 @@ impl TestServer {
     async fn launch(config: ControlPlaneConfig, resources: Arc<Resources>) -> TestServer {
         let control_plane = ControlPlane::start(config.clone()).await.expect("control plane starts");
         let feed = control_plane.snapshot_feed();
+        let telemetry = control_plane.telemetry_sink();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (shutdown, signal) = oneshot::channel::<()>();
@@ -132,7 +134,7 @@ impl TestServer {
             let _ = signal.await;
         }));
         let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build().unwrap();
-        TestServer { addr, client, feed, config, shutdown: Some(shutdown), task: Some(task), resources }
+        TestServer { addr, client, feed, telemetry, config, shutdown: Some(shutdown), task: Some(task), resources }
     }
 
     /// Stops the server gracefully and starts a new one on the same data directory and database.

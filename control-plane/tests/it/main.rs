@@ -3,10 +3,18 @@
 
 mod harness;
 
+mod accounts;
 mod auth;
+mod billing;
 mod deployments;
+mod evidence;
 mod health;
+mod legal;
 mod lifecycle;
+mod marketplace;
 mod organizations;
 mod redis;
+mod security;
+mod settings;
 mod tokens;
+mod usage;

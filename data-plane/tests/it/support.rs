@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use mockforge_edge::{Edge, EdgeConfig, EdgeHandle};
 use mockforge_snapshot::{
-    ApplyOutcome, ApplyReport, DeploymentRecord, FeedError, SnapshotDelta, SnapshotFeed,
+    ApplyOutcome, ApplyReport, DeploymentRecord, FeedError, PlanLimits, PlanTable, SnapshotDelta,
+    SnapshotFeed, TelemetryBatch, TelemetrySink,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -298,7 +299,8 @@ pub fn outcome_of(report: &ApplyReport, id: Uuid) -> Option<ApplyOutcome> {
         .map(|(_, outcome)| outcome.clone())
 }
 
-/// Settings for a test edge on a free loopback port.
+/// Settings for a test edge on a free loopback port. The `free` plan of its plan table has no
+/// limits, so tests that are not about limits never hit one.
 pub fn test_config() -> EdgeConfig {
     EdgeConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -306,6 +308,8 @@ pub fn test_config() -> EdgeConfig {
         node_name: "test-node".to_owned(),
         max_request_body_bytes: 64 * 1024,
         threads: 1,
+        plans: free_plan(PlanLimits::default()),
+        ..EdgeConfig::default()
     }
 }
 
@@ -383,6 +387,14 @@ impl TestEdge {
         }
     }
 
+    /// Returns the admin listener's address; panics when the config set none.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.handle
+            .as_ref()
+            .and_then(EdgeHandle::admin_addr)
+            .expect("the test edge has no admin listener")
+    }
+
     /// Takes the server handle, for tests that shut the server down themselves.
     pub fn take_handle(&mut self) -> EdgeHandle {
         self.handle.take().expect("the handle was already taken")
@@ -405,4 +417,52 @@ impl TestEdge {
 pub async fn json_body(response: reqwest::Response) -> serde_json::Value {
     let text = response.text().await.unwrap();
     serde_json::from_str(&text).unwrap_or_else(|error| panic!("body is not JSON ({error}): {text}"))
+}
+
+/// Returns a plan table whose `free` plan has `limits`.
+pub fn free_plan(limits: PlanLimits) -> PlanTable {
+    PlanTable::new(BTreeMap::from([("free".to_owned(), limits)]))
+}
+
+/// A [`TelemetrySink`] that keeps every batch and can fail its first calls.
+#[derive(Default)]
+pub struct FakeSink {
+    batches: Mutex<Vec<TelemetryBatch>>,
+    failing_calls: AtomicUsize,
+    calls: AtomicUsize,
+}
+
+impl FakeSink {
+    /// Makes the next `calls` deliveries fail.
+    pub fn fail_next_calls(&self, calls: usize) {
+        self.failing_calls.store(calls, Ordering::SeqCst);
+    }
+
+    /// Returns the delivered batches.
+    pub fn batches(&self) -> Vec<TelemetryBatch> {
+        self.batches.lock().unwrap().clone()
+    }
+
+    /// Returns the number of delivery attempts, failed ones included.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl TelemetrySink for FakeSink {
+    async fn report_telemetry(&self, batch: TelemetryBatch) -> Result<(), FeedError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let failed = self
+            .failing_calls
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |calls| {
+                calls.checked_sub(1)
+            })
+            .is_ok();
+        if failed {
+            return Err(FeedError::Unavailable("the fake sink is down".to_owned()));
+        }
+        self.batches.lock().unwrap().push(batch);
+        Ok(())
+    }
 }

@@ -116,12 +116,49 @@ fn mutual_recursion_terminates() {
     let components = r##"{
         "A": {"type": "object", "required": ["b"], "properties": {"b": {"$ref": "#/components/schemas/B"}}},
         "B": {"type": "object", "required": ["a"], "properties": {"a": {"$ref": "#/components/schemas/A"}}}}"##;
-    let body = generated(
+    let document = crate::common::schema_document(
         "3.0.3",
         r##"{"$ref": "#/components/schemas/A"}"##,
         components,
     );
-    assert_eq!(body, json!({"b": {"a": {}}}));
+    let compiled = mockforge_engine::compile(&document, mockforge_engine::MockOptions::default())
+        .unwrap();
+    for pointer in ["/components/schemas/A", "/components/schemas/B"] {
+        assert!(
+            compiled
+                .warnings
+                .iter()
+                .any(|warning| warning.pointer == pointer && warning.message.contains("no finite value")),
+            "{pointer}: {:#?}",
+            compiled.warnings
+        );
+    }
+    // No finite value satisfies A, so the response has no body rather than an invalid one.
+    let response = get(&compiled.mock, "/thing");
+    assert_eq!(response.status, 200);
+    assert!(response.body.is_empty());
+}
+
+#[test]
+fn unsatisfiable_schemas_warned() {
+    let schema = r#"{"type": "object", "properties": {
+        "impossible": {"type": "object", "required": ["gone"], "properties": {"gone": false}},
+        "colors": {"type": "array", "uniqueItems": true, "minItems": 3, "items": {"enum": ["red", "blue"]}}}}"#;
+    let document = crate::common::schema_document("3.1.0", schema, "{}");
+    let compiled = mockforge_engine::compile(&document, mockforge_engine::MockOptions::default())
+        .unwrap();
+    let base = "/paths/~1thing/get/responses/200/content/application~1json/schema/properties";
+    let warned = |pointer: &str, text: &str| {
+        compiled
+            .warnings
+            .iter()
+            .any(|warning| warning.pointer == pointer && warning.message.contains(text))
+    };
+    assert!(warned(&format!("{base}/impossible"), "`gone` has the schema `false`"), "{:#?}", compiled.warnings);
+    assert!(warned(&format!("{base}/colors"), "cannot reach `minItems: 3`"), "{:#?}", compiled.warnings);
+    let body = json(&get(&compiled.mock, "/thing"));
+    assert!(body.get("impossible").is_none(), "{body}");
+    assert!(body.get("colors").is_none(), "{body}");
 }
 
 #[test]

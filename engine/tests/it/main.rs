@@ -2,10 +2,13 @@
 
 mod common;
 mod corpus;
+mod corpus_operations;
 mod documents;
 mod generation;
+mod hard_cases;
 mod negotiation;
 mod options;
+mod request_checks;
 mod responses;
 mod routing;
 mod swagger;

@@ -299,10 +299,11 @@ fn inline_petstore_example_and_validation() {
         json(&get(&mock, "/pets/1")),
         json!({"id": 1, "name": "Rex"})
     );
-    let error = send(&mock, "GET", "/pets/abc", &[]).unwrap_err();
-    assert!(
-        matches!(error, mockforge_engine::MockError::BadRequest(_)),
-        "{error:?}"
+    let rejected = send(&mock, "GET", "/pets/abc", &[]).unwrap();
+    assert_eq!(rejected.status, 422);
+    assert_eq!(
+        json(&rejected)["validation"][0]["location"],
+        json!(["path", "petId"])
     );
 }
 

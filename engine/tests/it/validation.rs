@@ -77,11 +77,26 @@ fn call(
     })
 }
 
+/// Expects a 422 problem document and returns its `detail`, which lists every violation as
+/// `location: message`.
 fn bad_request_message(result: Result<MockResponse, MockError>) -> String {
-    match result {
-        Err(MockError::BadRequest(message)) => message,
-        other => panic!("expected BadRequest, got {other:?}"),
-    }
+    let problem = problem_of(result);
+    problem["detail"].as_str().unwrap().to_owned()
+}
+
+/// Expects a 422 `application/problem+json` answer and returns its body.
+fn problem_of(result: Result<MockResponse, MockError>) -> serde_json::Value {
+    let response = result.unwrap_or_else(|error| panic!("expected a 422 answer, got {error:?}"));
+    assert_eq!(response.status, 422);
+    assert_eq!(
+        header(&response, "content-type"),
+        Some("application/problem+json")
+    );
+    let problem: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(problem["type"], "about:blank");
+    assert_eq!(problem["title"], "Request validation failed");
+    assert_eq!(problem["status"], 422);
+    problem
 }
 
 #[test]
@@ -110,16 +125,16 @@ fn enforce_rejects_bad_parameters() {
         b"",
     ));
     assert!(
-        message.contains("path parameter `petId` must be integer"),
+        message.contains("path/petId: must be integer"),
         "{message}"
     );
     assert!(
-        message.contains("query parameter `limit` is 500"),
+        message.contains("query/limit: is 500 but must be at most 100"),
         "{message}"
     );
-    assert!(message.contains("query parameter `status`"), "{message}");
+    assert!(message.contains("query/status: \"lost\" is not one of"), "{message}");
     assert!(
-        message.contains("header `X-Tenant` is missing"),
+        message.contains("header/X-Tenant: the required header parameter `X-Tenant` is missing"),
         "{message}"
     );
 }
@@ -135,7 +150,7 @@ fn enforce_reports_missing_query() {
         b"",
     ));
     assert!(
-        message.contains("required query parameter `limit` is missing"),
+        message.contains("query/limit: the required query parameter `limit` is missing"),
         "{message}"
     );
 }
@@ -163,15 +178,15 @@ fn enforce_checks_json_body() {
         br#"{"name": "R", "tags": ["a", "b", 3]}"#,
     ));
     assert!(
-        message.contains("request body/name has 1 characters"),
+        message.contains("body/name: has 1 characters"),
         "{message}"
     );
     assert!(
-        message.contains("request body/tags has 3 items"),
+        message.contains("body/tags: has 3 items"),
         "{message}"
     );
     assert!(
-        message.contains("request body/tags/2 must be string"),
+        message.contains("body/tags/2: must be string"),
         "{message}"
     );
 
@@ -248,11 +263,11 @@ paths:
         br#"{}"#,
     ));
     assert!(
-        message.contains("query parameter `dry_run` must be boolean"),
+        message.contains("query/dry_run: must be boolean"),
         "{message}"
     );
     assert!(
-        message.contains("missing the required property `sku`"),
+        message.contains("body/sku: the required property `sku` is missing"),
         "{message}"
     );
 }

@@ -1,0 +1,505 @@
+//! Customer plugins on the edge: loading them while a snapshot is built, and running their hooks
+//! around the mock on the request path.
+//!
+//! A deployment lists its plugins in `config.plugins` as
+//! `[{"name", "version", "checksum", "config"}]`. The sync loop fetches each file from the
+//! [`PluginSource`] and compiles it once per edge (see [`attach_all`]); the request path only
+//! instantiates the pre-compiled component. A failing hook answers 502 `PLUGIN_FAILED` for that
+//! request only.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{HeaderMap, Method, StatusCode};
+use mockforge_engine::{Mock, MockRequest, MockResponse};
+use mockforge_plugins::{
+    AttachedPlugin, Header, PluginError, PluginHost, Request, RequestAction, Response,
+};
+use mockforge_snapshot::{ApplyOutcome, PluginSource};
+use parking_lot::RwLock;
+use prometheus::{IntCounterVec, Opts, Registry};
+use uuid::Uuid;
+
+/// The plugin host crate, for tools that load plugins themselves.
+pub use mockforge_plugins as host;
+/// Sandbox settings for [`crate::Edge::enable_plugins`].
+pub use mockforge_plugins::PluginHostConfig;
+
+use crate::error::{error_response, EdgeError};
+use crate::route;
+use crate::snapshot::{ServedDeployment, Snapshot};
+
+/// The plugins of one deployment, in the order its configuration lists them.
+#[derive(Debug)]
+pub struct PluginChain {
+    /// The `config.plugins` value the chain was built from, to reuse the chain (and its
+    /// counters) while the value does not change.
+    spec: serde_json::Value,
+    plugins: Vec<NamedPlugin>,
+}
+
+#[derive(Debug)]
+struct NamedPlugin {
+    name: String,
+    version: String,
+    attached: AttachedPlugin,
+}
+
+impl PluginChain {
+    /// Builds a chain from `(name, version, plugin)` triples, for tools that build snapshots
+    /// themselves with [`crate::Snapshot::with_plugins`].
+    pub fn from_attached(plugins: impl IntoIterator<Item = (String, String, AttachedPlugin)>) -> PluginChain {
+        PluginChain {
+            spec: serde_json::Value::Null,
+            plugins: plugins
+                .into_iter()
+                .map(|(name, version, attached)| NamedPlugin {
+                    name,
+                    version,
+                    attached,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.plugins.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.plugins.is_empty()
+    }
+}
+
+/// Plugin state of one edge: the source of plugin files, the lazily created host and the
+/// failure counter.
+pub(crate) struct EdgePlugins {
+    source: RwLock<Option<Arc<dyn PluginSource>>>,
+    host_config: RwLock<PluginHostConfig>,
+    host: OnceLock<Result<Arc<PluginHost>, String>>,
+    failures: IntCounterVec,
+}
+
+impl EdgePlugins {
+    pub(crate) fn new(registry: &Registry) -> EdgePlugins {
+        let failures = IntCounterVec::new(
+            Opts::new(
+                "mockforge_edge_plugin_failures_total",
+                "Plugin hook calls that failed, by kind of failure",
+            ),
+            &["kind"],
+        )
+        .expect("the metric definition is valid");
+        if let Err(error) = registry.register(Box::new(failures.clone())) {
+            tracing::warn!(%error, "failed to register the plugin failure metric");
+        }
+        EdgePlugins {
+            source: RwLock::new(None),
+            host_config: RwLock::new(PluginHostConfig::default()),
+            host: OnceLock::new(),
+            failures,
+        }
+    }
+
+    /// Sets where plugin files come from and the host settings. The host settings apply only
+    /// when no plugin has been loaded yet, because the host is created once.
+    pub(crate) fn enable(&self, source: Arc<dyn PluginSource>, config: PluginHostConfig) {
+        *self.source.write() = Some(source);
+        *self.host_config.write() = config;
+    }
+
+    fn host(&self) -> Result<Arc<PluginHost>, String> {
+        self.host
+            .get_or_init(|| {
+                let config = self.host_config.read().clone();
+                PluginHost::new(config)
+                    .map(Arc::new)
+                    .map_err(|error| error.to_string())
+            })
+            .clone()
+    }
+
+    pub(crate) fn record_failure(&self, error: &PluginError) {
+        let kind = match error {
+            PluginError::Invalid(_) => "invalid",
+            PluginError::Timeout { .. } => "timeout",
+            PluginError::Trap(_) => "trap",
+            PluginError::InvalidResult(_) => "invalid_result",
+            PluginError::Host(_) => "host",
+        };
+        self.failures.with_label_values(&[kind]).inc();
+    }
+}
+
+/// One entry of `config.plugins`.
+#[derive(serde::Deserialize)]
+struct PluginRef {
+    name: String,
+    version: String,
+    checksum: Option<String>,
+    #[serde(default)]
+    config: serde_json::Value,
+}
+
+/// Builds the plugin chain of every served deployment that lists plugins. A deployment whose
+/// plugins cannot be loaded is removed from `served` and its outcome becomes a failure, because
+/// serving it without them could skip a check such as an API key.
+pub(crate) async fn attach_all(
+    plugins: &EdgePlugins,
+    current: &Snapshot,
+    served: &mut HashMap<Uuid, Arc<ServedDeployment>>,
+    outcomes: &mut [(Uuid, ApplyOutcome)],
+) -> HashMap<Uuid, Arc<PluginChain>> {
+    let mut chains = HashMap::new();
+    let mut failed = Vec::new();
+    for deployment in served.values() {
+        let spec = match deployment.config.get("plugins") {
+            None | Some(serde_json::Value::Null) => continue,
+            Some(serde_json::Value::Array(list)) if list.is_empty() => continue,
+            Some(spec) => spec,
+        };
+        if let Some(existing) = current
+            .plugin_chain(&deployment.id)
+            .filter(|chain| &chain.spec == spec)
+        {
+            chains.insert(deployment.id, existing.clone());
+            continue;
+        }
+        match build_chain(plugins, spec).await {
+            Ok(chain) => {
+                chains.insert(deployment.id, Arc::new(chain));
+            }
+            Err(reason) => {
+                tracing::warn!(
+                    deployment_id = %deployment.id,
+                    org = %deployment.org_slug,
+                    deployment = %deployment.slug,
+                    %reason,
+                    "a deployment's plugins failed to load; the deployment is not served"
+                );
+                failed.push((deployment.id, reason));
+            }
+        }
+    }
+
+    for (id, reason) in failed {
+        served.remove(&id);
+        for (outcome_id, outcome) in outcomes.iter_mut() {
+            if *outcome_id == id {
+                *outcome = ApplyOutcome::Failed {
+                    reason: reason.clone(),
+                };
+            }
+        }
+    }
+    chains
+}
+
+async fn build_chain(plugins: &EdgePlugins, spec: &serde_json::Value) -> Result<PluginChain, String> {
+    let references: Vec<PluginRef> = serde_json::from_value(spec.clone()).map_err(|error| {
+        format!("config.plugins must be a list of {{\"name\", \"version\", \"checksum\", \"config\"}} objects: {error}")
+    })?;
+    let source = plugins
+        .source
+        .read()
+        .clone()
+        .ok_or_else(|| "this edge has no plugin source, so it cannot serve deployments with plugins".to_owned())?;
+    let host = plugins
+        .host()
+        .map_err(|error| format!("the plugin host failed to start: {error}"))?;
+
+    let mut chain = Vec::with_capacity(references.len());
+    for reference in references {
+        let label = format!("{}@{}", reference.name, reference.version);
+        let checksum = reference.checksum.ok_or_else(|| {
+            format!("plugin {label} has no checksum; create the deployment again so the control plane pins it")
+        })?;
+        let loaded = match host.loaded(&checksum) {
+            Some(loaded) => loaded,
+            None => {
+                let wasm = source
+                    .plugin(&checksum)
+                    .await
+                    .map_err(|error| format!("failed to fetch plugin {label}: {error}"))?;
+                let host = host.clone();
+                let compile_checksum = checksum.clone();
+                tokio::task::spawn_blocking(move || host.load(&compile_checksum, &wasm))
+                    .await
+                    .map_err(|error| format!("the compile task of plugin {label} failed: {error}"))?
+                    .map_err(|error| format!("failed to load plugin {label}: {error}"))?
+            }
+        };
+        chain.push(NamedPlugin {
+            name: reference.name,
+            version: reference.version,
+            attached: loaded.attach(reference.config.to_string()),
+        });
+    }
+    Ok(PluginChain {
+        spec: spec.clone(),
+        plugins: chain,
+    })
+}
+
+/// Answers a request of a deployment with plugins: `on-request` hooks in order, the mock, then
+/// `on-response` hooks in order. A hook that returns a response ends the chain: the mock and the
+/// later plugins do not run.
+pub(crate) fn respond_with_plugins(
+    plugins: Option<&EdgePlugins>,
+    chain: &PluginChain,
+    served: &ServedDeployment,
+    base_domain: &str,
+    request: &Parts,
+    body: &[u8],
+) -> http::Response<Bytes> {
+    let (path, query) = match route::resolve(request, base_domain) {
+        Ok(route) => (route.path, route.query),
+        Err(_) => {
+            return error_response(&EdgeError::Internal(
+                "the request no longer resolves to its deployment".to_owned(),
+            ))
+        }
+    };
+    let mut current = plugin_request(&served.mock, request, path, query, body);
+
+    for plugin in &chain.plugins {
+        let action = plugin
+            .attached
+            .on_request(&current)
+            .map_err(|error| failure(plugins, served, plugin, "on-request", error));
+        match action {
+            Ok(RequestAction::Continue) => {}
+            Ok(RequestAction::Modify(modified)) => {
+                current = modified;
+                let (operation, path_params) = match_operation(&served.mock, &current.method, &current.path);
+                current.operation = operation;
+                current.path_params = path_params;
+            }
+            Ok(RequestAction::Respond(response)) => {
+                return into_http(response)
+                    .unwrap_or_else(|error| failure(plugins, served, plugin, "on-request", error));
+            }
+            Err(response) => return response,
+        }
+    }
+
+    let mut response = match call_mock(served, &current) {
+        Ok(response) => response,
+        Err(response) => return response,
+    };
+    for plugin in &chain.plugins {
+        match plugin.attached.on_response(&current, &response) {
+            Ok(Some(replaced)) => response = replaced,
+            Ok(None) => {}
+            Err(error) => return failure(plugins, served, plugin, "on-response", error),
+        }
+    }
+    into_http(response).unwrap_or_else(|error| {
+        let last = chain.plugins.last().expect("a chain that ran hooks has a plugin");
+        failure(plugins, served, last, "on-response", error)
+    })
+}
+
+/// Logs a failed hook, counts it and builds the 502 response.
+fn failure(
+    plugins: Option<&EdgePlugins>,
+    served: &ServedDeployment,
+    plugin: &NamedPlugin,
+    hook: &'static str,
+    error: PluginError,
+) -> http::Response<Bytes> {
+    if let Some(plugins) = plugins {
+        plugins.record_failure(&error);
+    }
+    // TODO: also write the failure to the deployment's logs once the edge's telemetry batches
+    // carry log entries; the warning below has every id.
+    tracing::warn!(
+        deployment_id = %served.id,
+        org = %served.org_slug,
+        deployment = %served.slug,
+        plugin = %plugin.name,
+        version = %plugin.version,
+        checksum = %plugin.attached.plugin().checksum(),
+        hook,
+        %error,
+        "a plugin failed; answering 502"
+    );
+    error_response(&EdgeError::PluginFailed {
+        plugin: plugin.name.clone(),
+        version: plugin.version.clone(),
+        hook,
+        reason: error.to_string(),
+    })
+}
+
+/// Converts the edge's request to the plugin world's record.
+fn plugin_request(mock: &Mock, request: &Parts, path: &str, query: Option<&str>, body: &[u8]) -> Request {
+    let headers = request
+        .headers
+        .iter()
+        .map(|(name, value)| Header {
+            name: name.as_str().to_owned(),
+            value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        })
+        .collect();
+    let method = request.method.as_str().to_owned();
+    let (operation, path_params) = match_operation(mock, &method, path);
+    Request {
+        method,
+        path: path.to_owned(),
+        query: query.map(str::to_owned),
+        headers,
+        body: body.to_vec(),
+        operation,
+        path_params,
+    }
+}
+
+/// Returns the matched operation as `METHOD /template` and the template's parameter values.
+fn match_operation(mock: &Mock, method: &str, path: &str) -> (Option<String>, Vec<Header>) {
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return (None, Vec::new());
+    };
+    let Some(operation) = mock.find_operation(&method, path) else {
+        return (None, Vec::new());
+    };
+    let (method, template) = mock.operation_route(operation);
+    let parameters = path_parameters(template, path);
+    (Some(format!("{method} {template}")), parameters)
+}
+
+/// Extracts the values of `{name}` segments of `template` from `path`. A segment may have a
+/// literal prefix and suffix around one parameter, as in `{id}.json`.
+fn path_parameters(template: &str, path: &str) -> Vec<Header> {
+    let mut parameters = Vec::new();
+    for (pattern, actual) in template.split('/').zip(path.split('/')) {
+        let (Some(open), Some(close)) = (pattern.find('{'), pattern.rfind('}')) else {
+            continue;
+        };
+        if close < open {
+            continue;
+        }
+        let value = actual
+            .strip_prefix(&pattern[..open])
+            .and_then(|rest| rest.strip_suffix(&pattern[close + 1..]));
+        if let Some(value) = value {
+            parameters.push(Header {
+                name: pattern[open + 1..close].to_owned(),
+                value: percent_encoding::percent_decode_str(value)
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            });
+        }
+    }
+    parameters
+}
+
+/// Calls the mock with the (possibly modified) request. An engine error becomes the error
+/// response the edge would send without plugins, which the `on-response` hooks then see.
+fn call_mock(served: &ServedDeployment, request: &Request) -> Result<Response, http::Response<Bytes>> {
+    let method = Method::from_bytes(request.method.as_bytes()).map_err(|_| {
+        error_response(&EdgeError::InvalidRequest(format!(
+            "a plugin set the invalid method {:?}",
+            request.method
+        )))
+    })?;
+    let mut headers = HeaderMap::with_capacity(request.headers.len());
+    for header in &request.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(header.name.as_bytes()),
+            HeaderValue::from_str(&header.value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    let mock_request = MockRequest {
+        method: &method,
+        path: &request.path,
+        query: request.query.as_deref(),
+        headers: &headers,
+        body: &request.body,
+    };
+    let response = match served.mock.respond(&mock_request) {
+        Ok(MockResponse {
+            status,
+            headers,
+            body,
+            ..
+        }) => (status, headers, body),
+        Err(error) => {
+            let response = error_response(&EdgeError::Mock {
+                org: Some(served.org_slug.clone()),
+                deployment: Some(served.slug.clone()),
+                error,
+            });
+            let (parts, body) = response.into_parts();
+            (parts.status, parts.headers, body)
+        }
+    };
+    let (status, headers, body) = response;
+    Ok(Response {
+        status: status.as_u16(),
+        headers: headers
+            .iter()
+            .map(|(name, value)| Header {
+                name: name.as_str().to_owned(),
+                value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            })
+            .collect(),
+        body: body.to_vec(),
+    })
+}
+
+/// Converts a plugin's response to an HTTP response.
+fn into_http(response: Response) -> Result<http::Response<Bytes>, PluginError> {
+    let status = StatusCode::from_u16(response.status)
+        .map_err(|_| PluginError::InvalidResult(format!("invalid status {}", response.status)))?;
+    let mut headers = HeaderMap::with_capacity(response.headers.len());
+    for header in response.headers {
+        let name = HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| {
+            PluginError::InvalidResult(format!("invalid header name {:?}", header.name))
+        })?;
+        let value = HeaderValue::from_str(&header.value).map_err(|_| {
+            PluginError::InvalidResult(format!("invalid value of header {:?}", header.name))
+        })?;
+        headers.append(name, value);
+    }
+    let mut http_response = http::Response::new(Bytes::from(response.body));
+    *http_response.status_mut() = status;
+    *http_response.headers_mut() = headers;
+    Ok(http_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_parameters_match_template() {
+        let values = path_parameters("/pets/{petId}/photos/{name}.json", "/pets/42/photos/a%20b.json");
+        let pairs: Vec<(&str, &str)> = values
+            .iter()
+            .map(|header| (header.name.as_str(), header.value.as_str()))
+            .collect();
+        assert_eq!(pairs, [("petId", "42"), ("name", "a b")]);
+    }
+
+    #[test]
+    fn path_parameters_skip_literal_segments() {
+        assert!(path_parameters("/pets", "/pets").is_empty());
+    }
+
+    #[test]
+    fn invalid_plugin_status_is_rejected() {
+        let error = into_http(Response {
+            status: 42,
+            headers: Vec::new(),
+            body: Vec::new(),
+        })
+        .unwrap_err();
+        assert!(matches!(error, PluginError::InvalidResult(_)), "{error}");
+    }
+}

@@ -1,0 +1,194 @@
+//! Plugins on a real edge: the example plugins change real responses, and hostile plugins fail
+//! their own requests with 502 `PLUGIN_FAILED` while other deployments keep working.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mockforge_edge::Edge;
+use mockforge_plugins::examples::plugin_file;
+use mockforge_plugins::PluginHostConfig;
+use mockforge_snapshot::{ApplyOutcome, DeploymentRecord, FeedError, PluginSource, SnapshotFeed};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::{json_body, record, test_config, FakeFeed, ORDERS, PETSTORE, TEST_HOSTS};
+
+/// Plugin files by checksum, as the control plane would serve them.
+#[derive(Default)]
+struct FakeSource {
+    files: HashMap<String, Arc<[u8]>>,
+}
+
+impl FakeSource {
+    /// Adds a built example plugin and returns its checksum.
+    fn add(&mut self, name: &str) -> String {
+        let wasm = plugin_file(name);
+        let checksum = mockforge_plugins::checksum(&wasm);
+        self.files.insert(checksum.clone(), Arc::from(wasm));
+        checksum
+    }
+}
+
+#[async_trait::async_trait]
+impl PluginSource for FakeSource {
+    async fn plugin(&self, checksum: &str) -> Result<Arc<[u8]>, FeedError> {
+        self.files
+            .get(checksum)
+            .cloned()
+            .ok_or_else(|| FeedError::Rejected(format!("no plugin with checksum {checksum}")))
+    }
+}
+
+/// A deployment of `document` whose configuration lists one plugin.
+fn with_plugin(org: &str, slug: &str, document: &str, name: &str, checksum: &str, config: serde_json::Value) -> DeploymentRecord {
+    let mut record = record(org, slug, document);
+    record.config = json!({
+        "plugins": [{ "name": name, "version": "1.0.0", "checksum": checksum, "config": config }]
+    });
+    record
+}
+
+struct PluginEdge {
+    addr: SocketAddr,
+    feed: Arc<FakeFeed>,
+    handle: Option<mockforge_edge::EdgeHandle>,
+    edge: Edge,
+}
+
+impl PluginEdge {
+    async fn start(source: FakeSource, records: Vec<DeploymentRecord>) -> PluginEdge {
+        let feed = FakeFeed::new(records);
+        let edge = Edge::new(test_config());
+        edge.enable_plugins(Arc::new(source), PluginHostConfig::default());
+        let handle = edge.start().expect("the edge failed to start");
+        let follower = edge.clone();
+        let followed: Arc<dyn SnapshotFeed> = feed.clone();
+        tokio::spawn(async move { follower.follow(followed).await });
+        feed.report_for(feed.version()).await;
+        PluginEdge {
+            addr: handle.local_addr(),
+            feed,
+            handle: Some(handle),
+            edge,
+        }
+    }
+
+    fn client(&self) -> reqwest::Client {
+        let mut builder = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10));
+        for host in TEST_HOSTS {
+            builder = builder.resolve(host, self.addr);
+        }
+        builder.build().unwrap()
+    }
+
+    fn url(&self, host: &str, path: &str) -> String {
+        format!("http://{host}:{}{path}", self.addr.port())
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(handle) = self.handle.take() {
+            tokio::task::spawn_blocking(move || handle.shutdown()).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_plugins_change_responses() {
+    let mut source = FakeSource::default();
+    let add_header = source.add("add-header");
+    let api_key = source.add("require-api-key");
+    let rewrite = source.add("rewrite-json-field");
+    let every_nth = source.add("every-nth-429");
+    let records = vec![
+        with_plugin("acme", "headers", PETSTORE, "add-header", &add_header, json!({"name": "x-plugin", "value": "on"})),
+        with_plugin("acme", "keyed", PETSTORE, "require-api-key", &api_key, json!({"keys": ["k-1"]})),
+        with_plugin("acme", "rewrite", PETSTORE, "rewrite-json-field", &rewrite, json!({"pointer": "/name", "value": "Fido"})),
+        with_plugin("acme", "limited", PETSTORE, "every-nth-429", &every_nth, json!({"every": 2})),
+    ];
+    let edge = PluginEdge::start(source, records).await;
+    let client = edge.client();
+
+    let response = client.get(edge.url("acme.localhost", "/headers/pets/1")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-plugin"], "on");
+    assert_eq!(json_body(response).await, json!({"id": 1, "name": "Rex"}));
+
+    let response = client.get(edge.url("acme.localhost", "/keyed/pets/1")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json_body(response).await["code"], "UNAUTHORIZED");
+    let response = client
+        .get(edge.url("acme.localhost", "/keyed/pets/1"))
+        .header("x-api-key", "k-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let response = client.get(edge.url("acme.localhost", "/rewrite/pets/1")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json_body(response).await, json!({"id": 1, "name": "Fido"}));
+
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let response = client.get(edge.url("acme.localhost", "/limited/pets")).send().await.unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 429, 200, 429]);
+
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_plugins_fail_alone() {
+    let hostile = ["hostile-loop", "hostile-alloc", "hostile-recursion", "hostile-trap", "hostile-garbage"];
+    let mut source = FakeSource::default();
+    let mut records = vec![record("globex", "orders", ORDERS)];
+    for name in hostile {
+        let checksum = source.add(name);
+        records.push(with_plugin("acme", name, PETSTORE, name, &checksum, json!(null)));
+    }
+    let edge = PluginEdge::start(source, records).await;
+    let client = edge.client();
+
+    for name in hostile {
+        let started = Instant::now();
+        let response = client.get(edge.url("acme.localhost", &format!("/{name}/pets"))).send().await.unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY, "{name}");
+        let body = json_body(response).await;
+        assert_eq!(body["code"], "PLUGIN_FAILED", "{name}: {body}");
+        assert_eq!(body["details"]["plugin"], name, "{name}: {body}");
+        assert_eq!(body["details"]["hook"], "on-request", "{name}: {body}");
+        assert!(elapsed < Duration::from_secs(2), "{name} took {elapsed:?}");
+
+        let response = client.get(edge.url("globex.localhost", "/orders/orders")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "after {name}");
+    }
+
+    let metrics = edge.edge.metrics_text();
+    assert!(metrics.contains("mockforge_edge_plugin_failures_total{kind=\"timeout\"} 1"), "{metrics}");
+    assert!(metrics.contains("mockforge_edge_plugin_failures_total{kind=\"trap\"} 3"), "{metrics}");
+    assert!(metrics.contains("mockforge_edge_plugin_failures_total{kind=\"invalid_result\"} 1"), "{metrics}");
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_plugin_fails_deployment() {
+    let missing = mockforge_plugins::checksum(b"no such plugin");
+    let broken = with_plugin("acme", "broken", PETSTORE, "ghost", &missing, json!({}));
+    let broken_id = broken.id;
+    let edge = PluginEdge::start(FakeSource::default(), vec![broken, record("globex", "orders", ORDERS)]).await;
+
+    match edge.feed.outcome_for(broken_id).await {
+        ApplyOutcome::Failed { reason } => assert!(reason.contains("ghost@1.0.0"), "{reason}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    let client = edge.client();
+    let response = client.get(edge.url("acme.localhost", "/broken/pets")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = client.get(edge.url("globex.localhost", "/orders/orders")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    edge.shutdown().await;
+}

@@ -1,0 +1,108 @@
+//! The host for MockForge plugins: WebAssembly components that implement the `plugin` world of
+//! `wit/plugin.wit` and run on the edge around a deployment's mock.
+//!
+//! One [`PluginHost`] owns one `wasmtime::Engine`. [`PluginHost::load`] compiles a component
+//! once (or reads the compiled artifact from the disk cache) and pre-instantiates it, so a hook
+//! call costs a new `Store`, an instantiation and the call itself. Every call runs in its own
+//! store with a memory limit and an epoch deadline, so a trap, a timeout, an exhausted memory
+//! or a malformed result is an error value for that call only.
+//!
+//! Plugins get no filesystem, network or environment. The host answers the WASI random and
+//! clock functions (see [`sandbox`]) and defines every other import as a function that traps.
+
+mod cache;
+pub mod examples;
+pub mod host;
+mod sandbox;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use host::{AttachedPlugin, LoadedPlugin, PluginHost};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "plugin",
+        imports: { default: trappable },
+    });
+}
+
+pub use bindings::mockforge::plugin::types::{Header, Request, RequestAction, Response};
+
+/// Default time one hook call may run: 10 ms.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(10);
+/// Default maximum linear memory of one plugin instance: 16 MiB.
+pub const DEFAULT_MEMORY_LIMIT: usize = 16 * 1024 * 1024;
+/// Default interval of the epoch ticker thread: 1 ms. A call's deadline is a whole number of
+/// ticks, so a call may run up to one tick longer than its timeout.
+pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(1);
+/// Default number of plugin instances that can be alive at once on one host.
+pub const DEFAULT_MAX_INSTANCES: u32 = 128;
+/// Maximum number of counter names one attached plugin may use.
+pub const MAX_COUNTERS: usize = 64;
+
+/// Settings of a [`PluginHost`].
+#[derive(Debug, Clone)]
+pub struct PluginHostConfig {
+    /// Time one hook call may run before it is interrupted.
+    pub call_timeout: Duration,
+    /// Maximum linear memory of one instance, in bytes.
+    pub memory_limit: usize,
+    /// Interval between two epoch increments.
+    pub epoch_tick: Duration,
+    /// Size of the pooling allocator: instances alive at once. A call beyond it fails.
+    pub max_instances: u32,
+    /// Folder for compiled artifacts, or `None` to compile every loaded plugin in memory.
+    pub cache_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for PluginHostConfig {
+    fn default() -> Self {
+        PluginHostConfig {
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            epoch_tick: DEFAULT_EPOCH_TICK,
+            max_instances: DEFAULT_MAX_INSTANCES,
+            cache_dir: None,
+        }
+    }
+}
+
+/// A failure to load a plugin or to run one of its hooks.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PluginError {
+    /// The bytes are not a component, or the component does not implement the plugin world.
+    #[error("invalid plugin: {0}")]
+    Invalid(String),
+    /// The hook ran longer than the call timeout.
+    #[error("the plugin timed out after {timeout_ms} ms")]
+    Timeout { timeout_ms: u64 },
+    /// The hook trapped, for example on `unreachable`, a stack overflow or a failed memory
+    /// allocation.
+    #[error("the plugin trapped: {0}")]
+    Trap(String),
+    /// The hook returned a value the edge cannot use.
+    #[error("the plugin returned an invalid result: {0}")]
+    InvalidResult(String),
+    /// The host itself failed, for example because every pooled instance slot is in use.
+    #[error("the plugin host failed: {0}")]
+    Host(String),
+}
+
+/// Returns the checksum of a plugin file as the marketplace writes it: `sha256:` and 64 lowercase
+/// hex digits.
+pub fn checksum(wasm: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(wasm)))
+}
+
+/// Returns the hex digest of a `sha256:` checksum, or `None` when it is not in that form.
+pub fn checksum_hex(checksum: &str) -> Option<&str> {
+    let hex = checksum.strip_prefix("sha256:")?;
+    let valid = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    valid.then_some(hex)
+}
+
+/// Shared handle to a loaded plugin.
+pub type SharedPlugin = Arc<LoadedPlugin>;

@@ -1,0 +1,155 @@
+//! The plugin host against the example and hostile plugins of `examples/plugins`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mockforge_plugins::examples::plugin_file;
+use mockforge_plugins::{
+    checksum, Header, LoadedPlugin, PluginError, PluginHost, PluginHostConfig, Request, RequestAction, Response,
+};
+
+fn host() -> PluginHost {
+    PluginHost::new(PluginHostConfig::default()).expect("the plugin host starts")
+}
+
+fn load(host: &PluginHost, name: &str) -> Arc<LoadedPlugin> {
+    let wasm = plugin_file(name);
+    host.load(&checksum(&wasm), &wasm).unwrap_or_else(|error| panic!("plugin {name} does not load: {error}"))
+}
+
+fn request(headers: &[(&str, &str)]) -> Request {
+    Request {
+        method: "GET".to_owned(),
+        path: "/pets/1".to_owned(),
+        query: None,
+        headers: headers
+            .iter()
+            .map(|(name, value)| Header { name: (*name).to_owned(), value: (*value).to_owned() })
+            .collect(),
+        body: Vec::new(),
+        operation: Some("GET /pets/{petId}".to_owned()),
+        path_params: vec![Header { name: "petId".to_owned(), value: "1".to_owned() }],
+    }
+}
+
+fn response(body: &str) -> Response {
+    Response {
+        status: 200,
+        headers: vec![Header { name: "content-type".to_owned(), value: "application/json".to_owned() }],
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+#[test]
+fn add_header_adds_configured_header() {
+    let host = host();
+    let plugin = load(&host, "add-header").attach(r#"{"name": "X-Plugin", "value": "yes"}"#.to_owned());
+    assert!(matches!(plugin.on_request(&request(&[])).unwrap(), RequestAction::Continue));
+    let replaced = plugin.on_response(&request(&[]), &response("{}")).unwrap().expect("a new response");
+    assert!(replaced.headers.iter().any(|header| header.name == "x-plugin" && header.value == "yes"));
+}
+
+#[test]
+fn require_api_key_checks_header() {
+    let host = host();
+    let plugin = load(&host, "require-api-key").attach(r#"{"keys": ["secret"]}"#.to_owned());
+    match plugin.on_request(&request(&[])).unwrap() {
+        RequestAction::Respond(response) => assert_eq!(response.status, 401),
+        _ => panic!("a request without a key must get a response"),
+    }
+    assert!(matches!(
+        plugin.on_request(&request(&[("x-api-key", "secret")])).unwrap(),
+        RequestAction::Continue
+    ));
+}
+
+#[test]
+fn rewrite_json_field_sets_value() {
+    let host = host();
+    let plugin = load(&host, "rewrite-json-field").attach(r#"{"pointer": "/name", "value": "Rex"}"#.to_owned());
+    let replaced = plugin.on_response(&request(&[]), &response(r#"{"name": "Tom", "id": 1}"#)).unwrap().unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&replaced.body).unwrap();
+    assert_eq!(body, serde_json::json!({"name": "Rex", "id": 1}));
+}
+
+#[test]
+fn every_nth_counts_per_attachment() {
+    let host = host();
+    let loaded = load(&host, "every-nth-429");
+    let plugin = loaded.attach(r#"{"every": 3}"#.to_owned());
+    let statuses: Vec<Option<u16>> = (0..6)
+        .map(|_| match plugin.on_request(&request(&[])).unwrap() {
+            RequestAction::Respond(response) => Some(response.status),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(statuses, [None, None, Some(429), None, None, Some(429)]);
+
+    let other = loaded.attach(r#"{"every": 3}"#.to_owned());
+    assert!(matches!(other.on_request(&request(&[])).unwrap(), RequestAction::Continue));
+}
+
+#[test]
+fn hostile_plugins_fail_alone() {
+    let host = host();
+    let cases: [(&str, fn(&PluginError) -> bool); 5] = [
+        ("hostile-loop", |error| matches!(error, PluginError::Timeout { .. })),
+        ("hostile-alloc", |error| matches!(error, PluginError::Trap(_))),
+        ("hostile-recursion", |error| matches!(error, PluginError::Trap(_))),
+        ("hostile-trap", |error| matches!(error, PluginError::Trap(_))),
+        ("hostile-garbage", |error| matches!(error, PluginError::InvalidResult(_))),
+    ];
+    let good = load(&host, "pass-through").attach("null".to_owned());
+    for (name, expected) in cases {
+        let plugin = load(&host, name).attach("null".to_owned());
+        let started = Instant::now();
+        let error = plugin.on_request(&request(&[])).expect_err(name);
+        let elapsed = started.elapsed();
+        assert!(expected(&error), "{name} failed with {error:?}");
+        assert!(elapsed < Duration::from_secs(1), "{name} took {elapsed:?}");
+        assert!(matches!(good.on_request(&request(&[])), Ok(RequestAction::Continue)), "after {name}");
+    }
+}
+
+#[test]
+fn validate_rejects_non_components() {
+    let host = host();
+    for (label, bytes) in [
+        ("empty", Vec::new()),
+        ("text", b"not wasm at all".to_vec()),
+        ("core module", b"\0asm\x01\0\0\0".to_vec()),
+    ] {
+        let error = host.validate(&bytes).expect_err(label);
+        assert!(matches!(error, PluginError::Invalid(_)), "{label}: {error:?}");
+    }
+    host.validate(&plugin_file("add-header")).expect("add-header is a plugin");
+}
+
+#[test]
+fn load_rejects_wrong_checksum() {
+    let host = host();
+    let wasm = plugin_file("pass-through");
+    let wrong = checksum(b"something else");
+    assert!(matches!(host.load(&wrong, &wasm), Err(PluginError::Invalid(_))));
+}
+
+#[test]
+fn disk_cache_is_reused() {
+    let dir = std::env::temp_dir().join(format!("mockforge-plugin-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = PluginHostConfig { cache_dir: Some(dir.clone()), ..PluginHostConfig::default() };
+    let wasm = plugin_file("add-header");
+    let sum = checksum(&wasm);
+
+    let first = PluginHost::new(config.clone()).unwrap();
+    drop(first.load(&sum, &wasm).unwrap());
+    let artifacts: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+    let name = artifacts[0].to_string_lossy().into_owned();
+    assert!(name.starts_with(sum.strip_prefix("sha256:").unwrap()) && name.ends_with(".cwasm"), "{name}");
+
+    let second = PluginHost::new(config).unwrap();
+    let plugin = second.load(&sum, &wasm).unwrap().attach("{}".to_owned());
+    assert!(plugin.on_response(&request(&[]), &response("{}")).unwrap().is_some());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds the example and test plugins in examples/plugins for wasm32-wasip2, in release mode,
+# and copies each component to one folder as `{crate name with underscores}.wasm`.
+#
+# Prints the folder on its last line of standard output; tests read it from
+# MOCKFORGE_PLUGIN_DIR. Usage:
+#   scripts/build-plugins.sh [OUTPUT_DIR]
+# OUTPUT_DIR defaults to $HOME/.cache/mockforge/plugins. The build uses its own target folder,
+# MOCKFORGE_PLUGINS_TARGET_DIR (default $HOME/.cache/mockforge-plugins-target), so it never
+# waits for the workspace's cargo lock.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+output="${1:-${HOME}/.cache/mockforge/plugins}"
+target_dir="${MOCKFORGE_PLUGINS_TARGET_DIR:-${HOME}/.cache/mockforge-plugins-target}"
+
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    rustup target add wasm32-wasip2 >&2
+fi
+
+# The workspace's CARGO_TARGET_DIR must not leak into this separate workspace.
+CARGO_TARGET_DIR="$target_dir" cargo build \
+    --manifest-path "$root/examples/plugins/Cargo.toml" \
+    --workspace --release --target wasm32-wasip2 >&2
+
+mkdir -p "$output"
+for built in "$target_dir"/wasm32-wasip2/release/*.wasm; do
+    cp "$built" "$output/"
+done
+echo "$output"
