@@ -6,8 +6,8 @@
 # MOCKFORGE_PLUGIN_DIR. Usage:
 #   scripts/build-plugins.sh [OUTPUT_DIR]
 # OUTPUT_DIR defaults to $HOME/.cache/mockforge/plugins. The build uses its own target folder,
-# MOCKFORGE_PLUGINS_TARGET_DIR (default $HOME/.cache/mockforge-plugins-target), so it never
-# waits for the workspace's cargo lock.
+# MOCKFORGE_PLUGINS_TARGET_DIR (default $HOME/.cache/mockforge-plugins-target), so it does not
+# wait for the build lock of the workspace target folder.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,7 +24,11 @@ CARGO_TARGET_DIR="$target_dir" cargo build \
     --workspace --release --target wasm32-wasip2 >&2
 
 mkdir -p "$output"
+# Copy through a temporary name and rename, because tests in other processes may read a file
+# while this script replaces it.
 for built in "$target_dir"/wasm32-wasip2/release/*.wasm; do
-    cp "$built" "$output/"
+    name="$(basename "$built")"
+    cp "$built" "$output/.$name.$$"
+    mv -f "$output/.$name.$$" "$output/$name"
 done
 echo "$output"

@@ -43,6 +43,8 @@ WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do
+    # Wrappers such as the wiremock npm command start a child (java) that must stop too.
+    pkill -P "$pid" 2>/dev/null || true
     kill "$pid" 2>/dev/null || true
   done
   wait 2>/dev/null || true

@@ -84,6 +84,7 @@ pub fn petstore_snapshot(count: usize) -> Snapshot {
             mock: mock.clone(),
             limits: PlanLimits::default(),
             chaos: None,
+            proxy: None,
         })
     });
     Snapshot::new(1, deployments)

@@ -29,6 +29,11 @@ pub struct SettingArgs {
     #[arg(long, env = "MOCKFORGE_EDGE_LISTEN", value_name = "ADDR")]
     pub edge_listen: Option<String>,
 
+    /// Address of the edge's admin listener, which serves Prometheus metrics at /metrics, or
+    /// `off` [default: 127.0.0.1:9091].
+    #[arg(long, env = "MOCKFORGE_EDGE_ADMIN_LISTEN", value_name = "ADDR")]
+    pub admin_listen: Option<String>,
+
     /// Database URL: `sqlite://PATH` or `postgres://...` [default: a SQLite file in the data directory].
     #[arg(long, env = "MOCKFORGE_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
@@ -66,6 +71,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub api_listen: SocketAddr,
     pub edge_listen: SocketAddr,
+    /// Address of the edge's metrics listener; `None` when turned off.
+    pub admin_listen: Option<SocketAddr>,
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
     /// URL template of hosted mocks, containing `{org}` as the first label of its host.
@@ -79,6 +86,36 @@ pub struct Settings {
     /// Limits of each plan: the defaults, with each `[plans.NAME]` table of the file replacing
     /// the plan of that name.
     pub plans: PlanTable,
+    /// Public base URL of the control-plane API, used in e-mailed links and OAuth redirects.
+    pub public_api_url: String,
+    /// Directory of the legal Markdown documents; `None` keeps the control plane's default.
+    pub legal_dir: Option<PathBuf>,
+    /// Key that encrypts stored provider keys; generated into the data directory when absent.
+    pub master_key: Option<String>,
+    pub mail: MailSettings,
+    pub stripe: StripeSettings,
+    /// OAuth client id and secret by provider name (`github`, `google`).
+    pub oauth: BTreeMap<String, (String, String)>,
+    /// Time between a GDPR deletion request and the deletion; `None` keeps the default (24 h).
+    pub gdpr_grace_period: Option<Duration>,
+}
+
+/// Outgoing e-mail. Without an SMTP URL, messages go to `{data dir}/outbox/`.
+#[derive(Debug, Clone, Default)]
+pub struct MailSettings {
+    pub smtp_url: Option<String>,
+    pub from: Option<String>,
+    pub support_address: Option<String>,
+}
+
+/// Stripe billing. Without a secret key, checkout answers that billing is not configured.
+#[derive(Debug, Clone, Default)]
+pub struct StripeSettings {
+    pub secret_key: Option<String>,
+    pub webhook_secret: Option<String>,
+    pub api_base: Option<String>,
+    /// Stripe price id by plan name.
+    pub price_ids: BTreeMap<String, String>,
 }
 
 /// Limits for fetching customers' OpenAPI documents.
@@ -122,6 +159,7 @@ const KEYS: &[(&str, &str, &str)] = &[
     ("data_dir", "--data-dir", "MOCKFORGE_DATA_DIR"),
     ("api_listen", "--api-listen", "MOCKFORGE_API_LISTEN"),
     ("edge_listen", "--edge-listen", "MOCKFORGE_EDGE_LISTEN"),
+    ("admin_listen", "--admin-listen", "MOCKFORGE_EDGE_ADMIN_LISTEN"),
     ("database_url", "--database-url", "MOCKFORGE_DATABASE_URL"),
     ("redis_url", "--redis-url", "MOCKFORGE_REDIS_URL"),
     ("public_edge_url", "--public-edge-url", "MOCKFORGE_PUBLIC_EDGE_URL"),
@@ -130,6 +168,21 @@ const KEYS: &[(&str, &str, &str)] = &[
     ("fetch.allow_private_networks", "--fetch-allow-private-networks", "MOCKFORGE_FETCH_ALLOW_PRIVATE_NETWORKS"),
     ("fetch.max_document_bytes", "--fetch-max-document-bytes", "MOCKFORGE_FETCH_MAX_DOCUMENT_BYTES"),
     ("fetch.timeout_seconds", "--fetch-timeout-seconds", "MOCKFORGE_FETCH_TIMEOUT_SECONDS"),
+    ("public_api_url", "--public-api-url", "MOCKFORGE_PUBLIC_API_URL"),
+    ("legal_dir", "--legal-dir", "MOCKFORGE_LEGAL_DIR"),
+    ("master_key", "", "MOCKFORGE_MASTER_KEY"),
+    ("mail.smtp_url", "", "MOCKFORGE_SMTP_URL"),
+    ("mail.from", "", "MOCKFORGE_MAIL_FROM"),
+    ("mail.support_address", "", "MOCKFORGE_SUPPORT_EMAIL"),
+    ("stripe.secret_key", "", "MOCKFORGE_STRIPE_SECRET_KEY"),
+    ("stripe.webhook_secret", "", "MOCKFORGE_STRIPE_WEBHOOK_SECRET"),
+    ("stripe.api_base", "", "MOCKFORGE_STRIPE_API_BASE"),
+    ("stripe.price_ids", "", "MOCKFORGE_STRIPE_PRICE_IDS"),
+    ("oauth.github.client_id", "", "MOCKFORGE_OAUTH_GITHUB_CLIENT_ID"),
+    ("oauth.github.client_secret", "", "MOCKFORGE_OAUTH_GITHUB_CLIENT_SECRET"),
+    ("oauth.google.client_id", "", "MOCKFORGE_OAUTH_GOOGLE_CLIENT_ID"),
+    ("oauth.google.client_secret", "", "MOCKFORGE_OAUTH_GOOGLE_CLIENT_SECRET"),
+    ("gdpr.grace_period_hours", "", "MOCKFORGE_GDPR_GRACE_PERIOD_HOURS"),
 ];
 
 /// One raw setting and where it came from, for error messages.
@@ -182,6 +235,10 @@ impl Settings {
         let data_dir = layers.get("data_dir").map_or_else(|| PathBuf::from("./mockforge-data"), |raw| PathBuf::from(raw.text));
         let api_listen: SocketAddr = parse_or(layers.get("api_listen"), "127.0.0.1:8080", "a socket address such as 127.0.0.1:8080", problems);
         let edge_listen: SocketAddr = parse_or(layers.get("edge_listen"), "127.0.0.1:8081", "a socket address such as 127.0.0.1:8081", problems);
+        let admin_listen = match layers.get("admin_listen") {
+            Some(raw) if raw.text.trim().eq_ignore_ascii_case("off") => None,
+            raw => Some(parse_or(raw, "127.0.0.1:9091", "a socket address such as 127.0.0.1:9091, or off", problems)),
+        };
         let database_url = layers.get("database_url").and_then(|raw| check_database_url(raw, problems));
         let redis_url = layers.get("redis_url").and_then(|raw| check_redis_url(raw, problems));
 
@@ -199,10 +256,38 @@ impl Settings {
             timeout: Duration::from_secs(parse_positive(layers.get("fetch.timeout_seconds"), 10, "a positive number of seconds", problems)),
         };
 
+        let public_api_url = layers.get("public_api_url").map_or_else(|| format!("http://{api_listen}"), |raw| raw.text);
+        let text = |key: &'static str| layers.get(key).map(|raw| raw.text).filter(|text| !text.trim().is_empty());
+        let mail = MailSettings { smtp_url: text("mail.smtp_url"), from: text("mail.from"), support_address: text("mail.support_address") };
+        let stripe = StripeSettings {
+            secret_key: text("stripe.secret_key"),
+            webhook_secret: text("stripe.webhook_secret"),
+            api_base: text("stripe.api_base"),
+            price_ids: layers.get("stripe.price_ids").map(|raw| parse_price_ids(raw, problems)).unwrap_or_default(),
+        };
+        let mut oauth = BTreeMap::new();
+        for provider in ["github", "google"] {
+            let id_key: &'static str = if provider == "github" { "oauth.github.client_id" } else { "oauth.google.client_id" };
+            let secret_key: &'static str = if provider == "github" { "oauth.github.client_secret" } else { "oauth.google.client_secret" };
+            match (layers.get(id_key), layers.get(secret_key)) {
+                (Some(id), Some(secret)) => {
+                    oauth.insert(provider.to_string(), (id.text, secret.text));
+                }
+                (Some(raw), None) | (None, Some(raw)) => {
+                    problems.push(format!("{}: the {provider} OAuth client needs both a client id and a client secret", raw.origin));
+                }
+                (None, None) => {}
+            }
+        }
+        let gdpr_grace_period = layers
+            .get("gdpr.grace_period_hours")
+            .map(|raw| Duration::from_secs(3600 * parse_positive(Some(raw), 24, "a positive number of hours", problems)));
+
         Settings {
             data_dir,
             api_listen,
             edge_listen,
+            admin_listen,
             database_url,
             redis_url,
             public_edge_url: public_edge.text,
@@ -211,6 +296,13 @@ impl Settings {
             jwt_secret,
             fetch,
             plans: PlanTable::default(),
+            public_api_url,
+            legal_dir: layers.get("legal_dir").map(|raw| PathBuf::from(raw.text)),
+            master_key: text("master_key"),
+            mail,
+            stripe,
+            oauth,
+            gdpr_grace_period,
         }
     }
 }
@@ -220,6 +312,7 @@ fn overrides_from(args: &SettingArgs) -> BTreeMap<&'static str, String> {
         ("data_dir", &args.data_dir),
         ("api_listen", &args.api_listen),
         ("edge_listen", &args.edge_listen),
+        ("admin_listen", &args.admin_listen),
         ("database_url", &args.database_url),
         ("redis_url", &args.redis_url),
         ("public_edge_url", &args.public_edge_url),
@@ -230,9 +323,14 @@ fn overrides_from(args: &SettingArgs) -> BTreeMap<&'static str, String> {
     ];
     let mut overrides: BTreeMap<&'static str, String> =
         pairs.into_iter().filter_map(|(key, value)| value.clone().map(|value| (key, value))).collect();
-    // The JWT secret has no flag, because flags are visible to every user in the process list.
-    if let Ok(secret) = std::env::var("MOCKFORGE_JWT_SECRET") {
-        overrides.insert("jwt_secret", secret);
+    // Secrets and rarely changed settings have no flag, because flags are visible to every user
+    // in the process list; they come from the environment or the file.
+    for (key, flag, variable) in KEYS {
+        if flag.is_empty() {
+            if let Ok(value) = std::env::var(variable) {
+                overrides.insert(key, value);
+            }
+        }
     }
     overrides
 }
@@ -257,6 +355,16 @@ fn read_config_file(path: &Path, problems: &mut Vec<String>) -> (BTreeMap<String
         }
     };
     let plans = table.remove("plans").map(|plans| read_plans(path, plans, problems)).unwrap_or_default();
+    // `[stripe.price_ids]` maps plan names to prices, so it reads as one "plan=price" list.
+    if let Some(toml::Value::Table(stripe)) = table.get_mut("stripe") {
+        if let Some(toml::Value::Table(prices)) = stripe.remove("price_ids") {
+            let pairs: Vec<String> = prices
+                .iter()
+                .map(|(plan, price)| format!("{plan}={}", price.as_str().map_or_else(|| price.to_string(), str::to_string)))
+                .collect();
+            stripe.insert("price_ids".into(), toml::Value::String(pairs.join(",")));
+        }
+    }
 
     let mut flat = BTreeMap::new();
     flatten("", &toml::Value::Table(table), &mut flat);
@@ -384,6 +492,20 @@ fn parse_emails(raw: RawValue, problems: &mut Vec<String>) -> Vec<String> {
     emails
 }
 
+/// Parses `pro=price_123,team=price_456` into Stripe price ids by plan name.
+fn parse_price_ids(raw: RawValue, problems: &mut Vec<String>) -> BTreeMap<String, String> {
+    let mut prices = BTreeMap::new();
+    for pair in raw.text.split(',').map(str::trim).filter(|pair| !pair.is_empty()) {
+        match pair.split_once('=') {
+            Some((plan, price)) if !plan.trim().is_empty() && !price.trim().is_empty() => {
+                prices.insert(plan.trim().to_string(), price.trim().to_string());
+            }
+            _ => problems.push(format!("{}: invalid entry {pair:?}; expected PLAN=PRICE_ID pairs such as pro=price_123", raw.origin)),
+        }
+    }
+    prices
+}
+
 /// Returns the base domain of a public edge URL such as `https://{org}.mockforge.dev`.
 fn base_domain_of(raw: &RawValue, problems: &mut Vec<String>) -> Option<String> {
     let expected = "an http:// or https:// URL whose host starts with `{org}.`, such as https://{org}.mockforge.dev";
@@ -422,8 +544,39 @@ mod tests {
         assert_eq!(settings.data_dir, PathBuf::from("./mockforge-data"));
         assert_eq!(settings.public_edge_url, "http://{org}.localhost:8081");
         assert_eq!(settings.base_domain, "localhost");
+        assert_eq!(settings.admin_listen, Some("127.0.0.1:9091".parse().unwrap()));
         assert!(settings.fetch.allow_private_networks);
         assert_eq!(settings.fetch.max_document_bytes, 32 * 1024 * 1024);
+    }
+
+    #[test]
+    fn service_settings_come_from_file() {
+        let file = "[stripe]\nsecret_key = \"sk_test_1\"\n[stripe.price_ids]\npro = \"price_pro\"\nteam = \"price_team\"\n\
+                    [oauth.github]\nclient_id = \"id\"\nclient_secret = \"secret\"\n[mail]\nsmtp_url = \"smtp://127.0.0.1:2525\"\n\
+                    [gdpr]\ngrace_period_hours = 2\n";
+        let settings = resolve_with(SettingArgs::default(), file).unwrap();
+        assert_eq!(settings.stripe.secret_key.as_deref(), Some("sk_test_1"));
+        assert_eq!(settings.stripe.price_ids.get("team").map(String::as_str), Some("price_team"));
+        assert_eq!(settings.oauth.get("github"), Some(&("id".to_string(), "secret".to_string())));
+        assert_eq!(settings.mail.smtp_url.as_deref(), Some("smtp://127.0.0.1:2525"));
+        assert_eq!(settings.gdpr_grace_period, Some(Duration::from_secs(7200)));
+        assert_eq!(settings.public_api_url, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn oauth_needs_id_and_secret() {
+        let error = resolve_with(SettingArgs::default(), "[oauth.google]\nclient_id = \"id\"\n").unwrap_err();
+        assert!(error.to_string().contains("google OAuth client needs both"), "{error}");
+    }
+
+    #[test]
+    fn admin_listener_can_be_turned_off() {
+        let args = SettingArgs { admin_listen: Some("off".into()), ..Default::default() };
+        assert_eq!(Settings::resolve(&args, Profile::AllInOne).unwrap().admin_listen, None);
+
+        let args = SettingArgs { admin_listen: Some("9091".into()), ..Default::default() };
+        let error = Settings::resolve(&args, Profile::AllInOne).unwrap_err();
+        assert!(error.to_string().contains("--admin-listen / MOCKFORGE_EDGE_ADMIN_LISTEN: invalid value \"9091\""), "{error}");
     }
 
     #[test]

@@ -44,6 +44,14 @@ impl ArtifactStore {
         tokio::fs::metadata(self.path(sha256)).await.ok().map(|metadata| metadata.len())
     }
 
+    /// Deletes a stored document. A missing document is not an error.
+    pub async fn remove(&self, sha256: &str) -> anyhow::Result<()> {
+        match tokio::fs::remove_file(self.path(sha256)).await {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.into()),
+            _ => Ok(()),
+        }
+    }
+
     /// Reads a stored document by hash.
     pub async fn get(&self, sha256: &str) -> anyhow::Result<String> {
         let path = self.path(sha256);

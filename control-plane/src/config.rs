@@ -58,6 +58,62 @@ pub struct ControlPlaneConfig {
     pub legal_dir: PathBuf,
     /// Address that receives support requests.
     pub support_email: String,
+    /// SMTP server for outgoing e-mail, for example `smtp://mail.example.com:587` (plain, or
+    /// `?tls=required` for STARTTLS) or `smtps://…`. `None` writes every message to
+    /// `{data_dir}/outbox/` instead.
+    pub smtp_url: Option<String>,
+    /// Sender of outgoing e-mail, `Name <address>` or a bare address.
+    pub mail_from: String,
+    /// Base URL of this API as customers reach it, used in links sent by e-mail.
+    pub public_api_url: String,
+    /// Time between a data deletion request, which locks the account at once, and the deletion.
+    pub gdpr_grace_period: Duration,
+    /// OAuth sign-in providers by name, `github` or `google`. A provider not listed here returns
+    /// 404 on its OAuth routes.
+    pub oauth_providers: BTreeMap<String, OAuthProvider>,
+}
+
+/// Client credentials and endpoints of an OAuth 2.0 provider.
+#[derive(Debug, Clone)]
+pub struct OAuthProvider {
+    pub client_id: String,
+    pub client_secret: String,
+    pub authorize_url: String,
+    pub token_url: String,
+    /// Returns the signed-in user: GitHub's `/user` or Google's OpenID Connect userinfo.
+    pub user_info_url: String,
+    /// GitHub's `/user/emails`, which lists the addresses with their verification state. Unused
+    /// for Google, whose userinfo carries `email_verified`.
+    pub emails_url: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+impl OAuthProvider {
+    /// GitHub's public endpoints with the given OAuth app credentials.
+    pub fn github(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            authorize_url: "https://github.com/login/oauth/authorize".to_owned(),
+            token_url: "https://github.com/login/oauth/access_token".to_owned(),
+            user_info_url: "https://api.github.com/user".to_owned(),
+            emails_url: Some("https://api.github.com/user/emails".to_owned()),
+            scopes: vec!["read:user".to_owned(), "user:email".to_owned()],
+        }
+    }
+
+    /// Google's public endpoints with the given OAuth client credentials.
+    pub fn google(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            authorize_url: "https://accounts.google.com/o/oauth2/v2/auth".to_owned(),
+            token_url: "https://oauth2.googleapis.com/token".to_owned(),
+            user_info_url: "https://openidconnect.googleapis.com/v1/userinfo".to_owned(),
+            emails_url: None,
+            scopes: vec!["openid".to_owned(), "email".to_owned(), "profile".to_owned()],
+        }
+    }
 }
 
 /// Default maximum document size: 32 MiB.
@@ -88,6 +144,11 @@ impl ControlPlaneConfig {
             master_key: None,
             legal_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/legal")),
             support_email: "support@mockforge.dev".to_owned(),
+            smtp_url: None,
+            mail_from: "MockForge <no-reply@mockforge.dev>".to_owned(),
+            public_api_url: "http://localhost:8080".to_owned(),
+            gdpr_grace_period: Duration::from_secs(24 * 60 * 60),
+            oauth_providers: BTreeMap::new(),
         }
     }
 

@@ -15,8 +15,10 @@ pub mod api;
 pub mod artifacts;
 pub mod auth;
 pub mod config;
+pub mod deletion;
 pub mod error;
 pub mod fetch;
+pub mod mail;
 pub mod marketplace;
 pub mod nodes;
 pub mod ratelimit;
@@ -64,6 +66,7 @@ impl ControlPlane {
         let jwt_secret = config::load_jwt_secret(&config)?;
         let jwt = auth::JwtKeys::new(&jwt_secret)?;
         let secret_box = secrets::SecretBox::new(&secrets::load_master_secret(&config)?);
+        let mailer = mail::Mailer::new(&config)?;
 
         let (store, backend) = store::connect(&config.database_url()).await?;
         let ready = Arc::new(AtomicBool::new(false));
@@ -83,6 +86,12 @@ impl ControlPlane {
         let token_usage: TokenUsage = Arc::new(DashMap::new());
         let (stop_flush, stop_receiver) = watch::channel(false);
         tokio::spawn(nodes::sweep_health_periodically(store.clone(), stop_receiver.clone()));
+        // Deletions that fell due while the control plane was stopped run before it serves.
+        let deleted = deletion::run_due_deletions(&store, &feed, &artifacts).await.context("the account deletion job failed")?;
+        if deleted > 0 {
+            tracing::info!(deleted, "deleted accounts whose grace period had passed");
+        }
+        tokio::spawn(deletion::run_periodically(store.clone(), feed.clone(), artifacts.clone(), stop_receiver.clone()));
         let flush_task = tokio::spawn(flush_token_usage_periodically(store.clone(), token_usage.clone(), stop_receiver));
 
         tracing::info!(?backend, data_dir = %config.data_dir.display(), redis = redis.is_some(), version, "control plane started");
@@ -101,6 +110,7 @@ impl ControlPlane {
             telemetry,
             secrets: Arc::new(secret_box),
             ready,
+            mailer: Arc::new(mailer),
         };
         Ok(ControlPlane { state, backend, stop_flush, flush_task: std::sync::Mutex::new(Some(flush_task)) })
     }

@@ -1,8 +1,10 @@
 //! Marketplace files: content-addressed storage of plugin components and template and scenario
 //! packages, their validation, and the [`PluginSource`] that edges in this process read.
 
+use std::cell::Cell;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
@@ -28,7 +30,7 @@ pub fn max_file_bytes(plan: &str) -> usize {
     }
 }
 
-/// Where marketplace files live. Files are addressed by kind and hex SHA-256.
+/// Storage of marketplace files, addressed by kind and hex SHA-256.
 // TODO: add an S3 backend through the `object_store` crate behind this trait.
 #[async_trait::async_trait]
 pub trait FileStorage: Send + Sync + 'static {
@@ -145,18 +147,33 @@ pub fn validate_plugin(wasm: &[u8]) -> Result<(), String> {
 /// without `..`, there are at most [`MAX_PACKAGE_ENTRIES`] entries, and the unpacked size stays
 /// within `max_unpacked_bytes`. Returns the number of files.
 pub fn validate_package(bytes: &[u8], max_unpacked_bytes: u64) -> Result<usize, String> {
-    let decoder = flate2::read::GzDecoder::new(bytes);
     // The limit stops a decompression bomb before it fills memory or disk.
-    let mut archive = tar::Archive::new(decoder.take(max_unpacked_bytes + 1));
+    let exceeded = Rc::new(Cell::new(false));
+    let reader = LimitedReader {
+        inner: flate2::read::GzDecoder::new(bytes),
+        remaining: max_unpacked_bytes,
+        exceeded: exceeded.clone(),
+    };
+    let too_large = || format!("the package unpacks to more than {max_unpacked_bytes} bytes");
+    let mut archive = tar::Archive::new(reader);
     let entries = archive
         .entries()
         .map_err(|error| format!("the package is not a tar.gz archive: {error}"))?;
     let mut files = 0;
     for (index, entry) in entries.enumerate() {
+        if exceeded.get() {
+            return Err(too_large());
+        }
         if index >= MAX_PACKAGE_ENTRIES {
             return Err(format!("the package has more than {MAX_PACKAGE_ENTRIES} entries"));
         }
-        let mut entry = entry.map_err(|error| format!("the package is not a valid tar.gz archive: {error}"))?;
+        let mut entry = entry.map_err(|error| {
+            if exceeded.get() {
+                too_large()
+            } else {
+                format!("the package is not a valid tar.gz archive: {error}")
+            }
+        })?;
         let path = entry
             .path()
             .map_err(|error| format!("entry {index} has an invalid path: {error}"))?
@@ -173,14 +190,41 @@ pub fn validate_package(bytes: &[u8], max_unpacked_bytes: u64) -> Result<usize, 
             }
         }
         // Reading the entry consumes its data, so the size limit covers every byte.
-        std::io::copy(&mut entry, &mut std::io::sink())
-            .map_err(|error| format!("failed to read entry {}: {error}", path.display()))?;
+        std::io::copy(&mut entry, &mut std::io::sink()).map_err(|error| {
+            if exceeded.get() {
+                too_large()
+            } else {
+                format!("failed to read entry {}: {error}", path.display())
+            }
+        })?;
     }
-    let unpacked = archive.into_inner().limit();
-    if unpacked == 0 {
-        return Err(format!("the package unpacks to more than {max_unpacked_bytes} bytes"));
+    if exceeded.get() {
+        return Err(too_large());
     }
     Ok(files)
+}
+
+/// A reader that fails once more than `remaining` bytes were read, and records that it did.
+struct LimitedReader<R> {
+    inner: R,
+    remaining: u64,
+    exceeded: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for LimitedReader<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        match self.remaining.checked_sub(read as u64) {
+            Some(remaining) => {
+                self.remaining = remaining;
+                Ok(read)
+            }
+            None => {
+                self.exceeded.set(true);
+                Err(std::io::Error::other("the unpacked size limit is exceeded"))
+            }
+        }
+    }
 }
 
 fn check_entry_path(path: &Path) -> Result<(), String> {
@@ -227,7 +271,7 @@ mod tests {
     #[test]
     fn package_accepts_relative_files() {
         let bytes = package(&[("dir/", tar::EntryType::Directory, b""), ("dir/a.json", tar::EntryType::Regular, b"{}")]);
-        assert_eq!(validate_package(&bytes, 1024), Ok(1));
+        assert_eq!(validate_package(&bytes, 64 * 1024), Ok(1));
     }
 
     #[test]
@@ -240,19 +284,19 @@ mod tests {
             ("hard", tar::EntryType::Link),
         ] {
             let bytes = package(&[(path, kind, b"")]);
-            assert!(validate_package(&bytes, 1024).is_err(), "{path} {kind:?}");
+            assert!(validate_package(&bytes, 64 * 1024).is_err(), "{path} {kind:?}");
         }
     }
 
     #[test]
     fn package_rejects_oversized_content() {
-        let bytes = package(&[("big", tar::EntryType::Regular, &[0u8; 4096])]);
-        let error = validate_package(&bytes, 1024).unwrap_err();
-        assert!(error.contains("more than 1024 bytes") || error.contains("failed to read"), "{error}");
+        let bytes = package(&[("big", tar::EntryType::Regular, &[0u8; 128 * 1024])]);
+        let error = validate_package(&bytes, 64 * 1024).unwrap_err();
+        assert_eq!(error, "the package unpacks to more than 65536 bytes");
     }
 
     #[test]
     fn package_rejects_non_archives() {
-        assert!(validate_package(b"plain text", 1024).is_err());
+        assert!(validate_package(b"plain text", 64 * 1024).is_err());
     }
 }

@@ -43,7 +43,8 @@ impl SecretBox {
 
     /// Decrypts a value from [`SecretBox::encrypt`] for the same organization.
     pub fn decrypt(&self, org_id: Uuid, stored: &str) -> anyhow::Result<String> {
-        let bytes = base64::engine::general_purpose::STANDARD.decode(stored).context("the stored secret is not base64")?;
+        let bytes =
+            base64::engine::general_purpose::STANDARD.decode(stored).context("the stored secret is not base64")?;
         anyhow::ensure!(bytes.len() > NONCE_LEN, "the stored secret is too short");
         let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
         let plaintext = self
@@ -57,7 +58,11 @@ impl SecretBox {
 /// Returns the configured master secret, or reads (creating on first use) `{data_dir}/master-key`.
 pub(crate) fn load_master_secret(config: &ControlPlaneConfig) -> anyhow::Result<Vec<u8>> {
     if let Some(secret) = &config.master_key {
-        anyhow::ensure!(secret.len() >= MASTER_KEY_MIN, "the master key must be at least {MASTER_KEY_MIN} bytes long, got {}", secret.len());
+        anyhow::ensure!(
+            secret.len() >= MASTER_KEY_MIN,
+            "the master key must be at least {MASTER_KEY_MIN} bytes long, got {}",
+            secret.len()
+        );
         return Ok(secret.as_bytes().to_vec());
     }
     let path = config.data_dir.join("master-key");

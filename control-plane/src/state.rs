@@ -28,4 +28,6 @@ pub struct AppState {
     pub secrets: Arc<crate::secrets::SecretBox>,
     /// Set once migrations have run; `/health/ready` returns 503 until then.
     pub ready: Arc<AtomicBool>,
+    /// Sends e-mail through SMTP or into the outbox.
+    pub mailer: Arc<crate::mail::Mailer>,
 }

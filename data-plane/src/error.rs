@@ -71,6 +71,9 @@ pub enum EdgeError {
         hook: &'static str,
         reason: String,
     },
+    /// The deployment's upstream could not be reached or did not respond.
+    #[error("the upstream {upstream} failed: {reason}")]
+    UpstreamFailed { upstream: String, reason: String },
     /// A fault in the edge itself. The message is sent to the client, so it must not contain
     /// secrets.
     #[error("internal error: {0}")]
@@ -89,6 +92,7 @@ const HEADERS_TOO_LARGE: &str = "HEADERS_TOO_LARGE";
 const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
 const OVERLOADED: &str = "OVERLOADED";
 const CHAOS_INJECTED: &str = "CHAOS_INJECTED";
+const UPSTREAM_ERROR: &str = "UPSTREAM_ERROR";
 const PLUGIN_FAILED: &str = "PLUGIN_FAILED";
 
 /// Builds the response for a failure: status, error-format JSON body, `Content-Type`, an
@@ -201,6 +205,11 @@ fn classify(error: &EdgeError) -> (StatusCode, &'static str, Value) {
             StatusCode::BAD_GATEWAY,
             PLUGIN_FAILED,
             json!({ "plugin": plugin, "version": version, "hook": hook, "reason": reason }),
+        ),
+        EdgeError::UpstreamFailed { upstream, reason } => (
+            StatusCode::BAD_GATEWAY,
+            UPSTREAM_ERROR,
+            json!({ "upstream": upstream, "reason": reason }),
         ),
         EdgeError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR, json!({})),
     }

@@ -22,6 +22,7 @@ pub mod error;
 pub mod handler;
 pub mod limits;
 pub mod persist;
+pub mod proxy;
 pub mod plugins;
 mod reporter;
 pub mod remote;
@@ -77,6 +78,9 @@ pub struct EdgeConfig {
     /// Address of the admin listener that serves Prometheus metrics at `/metrics`, or `None`
     /// for no admin listener.
     pub admin_listen: Option<SocketAddr>,
+    /// Allows `config_json.proxy` upstreams on loopback, private and other non-public
+    /// addresses. Off by default, so tenants cannot reach the edge's own network.
+    pub allow_private_upstreams: bool,
 }
 
 impl Default for EdgeConfig {
@@ -93,6 +97,7 @@ impl Default for EdgeConfig {
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             telemetry_interval: DEFAULT_TELEMETRY_INTERVAL,
             admin_listen: None,
+            allow_private_upstreams: false,
         }
     }
 }

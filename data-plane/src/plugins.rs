@@ -3,9 +3,9 @@
 //!
 //! A deployment lists its plugins in `config.plugins` as
 //! `[{"name", "version", "checksum", "config"}]`. The sync loop fetches each file from the
-//! [`PluginSource`] and compiles it once per edge (see [`attach_all`]); the request path only
-//! instantiates the pre-compiled component. A failing hook answers 502 `PLUGIN_FAILED` for that
-//! request only.
+//! [`PluginSource`] and compiles it once per edge (see [`attach_all`]), so the request path only
+//! instantiates the pre-compiled component. When a hook fails, only that request gets 502
+//! `PLUGIN_FAILED`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -244,9 +244,9 @@ async fn build_chain(plugins: &EdgePlugins, spec: &serde_json::Value) -> Result<
     })
 }
 
-/// Answers a request of a deployment with plugins: `on-request` hooks in order, the mock, then
-/// `on-response` hooks in order. A hook that returns a response ends the chain: the mock and the
-/// later plugins do not run.
+/// Builds the response to a request of a deployment with plugins: `on-request` hooks in order,
+/// the mock, then `on-response` hooks in order. A hook that returns a response ends the chain,
+/// so the mock and the later plugins do not run.
 pub(crate) fn respond_with_plugins(
     plugins: Option<&EdgePlugins>,
     chain: &PluginChain,

@@ -32,6 +32,7 @@ use crate::chaos::ChaosOutcome;
 use crate::error::{error_response, EdgeError};
 use crate::handler::{self, Target};
 use crate::limits::Quota;
+use crate::proxy::ProxyConfig;
 use crate::snapshot::ServedDeployment;
 use crate::telemetry::{now_unix_ms, Finished};
 use crate::Shared;
@@ -299,6 +300,16 @@ pub(crate) struct RequestCtx {
     bytes_out: u64,
     /// True when chaos testing closes the connection without a response.
     fault_injected: bool,
+    /// The upstream the request is forwarded to, set when `config.proxy` applies.
+    upstream: Option<Upstream>,
+    /// Rate-limit state added to a forwarded response.
+    quota: Option<Quota>,
+}
+
+/// A resolved upstream of a forwarded request.
+pub(crate) struct Upstream {
+    addr: SocketAddr,
+    config: Arc<ProxyConfig>,
 }
 
 #[async_trait]
@@ -316,19 +327,73 @@ impl ProxyHttp for EdgeProxy {
             bytes_in: 0,
             bytes_out: 0,
             fault_injected: false,
+            upstream: None,
+            quota: None,
         }
     }
 
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> pingora::Result<Box<HttpPeer>> {
-        // `request_filter` responds to every request, so pingora never requests an upstream.
-        Err(pingora::Error::explain(
-            pingora::ErrorType::InternalError,
-            "the edge has no upstream because request_filter responds to every request",
-        ))
+        // `request_filter` responds to every request except forwarded ones.
+        match &ctx.upstream {
+            Some(upstream) => Ok(Box::new(HttpPeer::new(
+                upstream.addr,
+                upstream.config.tls,
+                upstream.config.host.clone(),
+            ))),
+            None => Err(pingora::Error::explain(
+                pingora::ErrorType::InternalError,
+                "the request has no upstream because request_filter responded to it",
+            )),
+        }
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut pingora::http::RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        let Some(upstream) = &ctx.upstream else {
+            return Ok(());
+        };
+        let uri = proxied_uri(
+            &upstream.config,
+            session.req_header(),
+            &self.shared.config.base_domain,
+        )?;
+        upstream_request.set_uri(uri);
+        let config = &upstream.config;
+        let default_port = if config.tls { 443 } else { 80 };
+        let host = if config.port == default_port {
+            config.host.clone()
+        } else if config.host.contains(':') {
+            format!("[{}]:{}", config.host, config.port)
+        } else {
+            format!("{}:{}", config.host, config.port)
+        };
+        upstream_request.insert_header(http::header::HOST, host)?;
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        if let Some(request_id) = &ctx.request_id {
+            upstream_response.insert_header(handler::REQUEST_ID_HEADER, request_id.as_str())?;
+        }
+        if let Some(quota) = ctx.quota {
+            upstream_response.insert_header(RATE_LIMIT_LIMIT, quota.limit)?;
+            upstream_response.insert_header(RATE_LIMIT_REMAINING, quota.remaining)?;
+            upstream_response.insert_header(RATE_LIMIT_RESET, quota.reset_unix_secs)?;
+        }
+        Ok(())
     }
 
     async fn request_filter(
@@ -350,7 +415,8 @@ impl ProxyHttp for EdgeProxy {
         self.serve(session, ctx, concurrent)
             .instrument(span)
             .await?;
-        Ok(true)
+        // A request with an upstream goes on to pingora's proxy phases.
+        Ok(ctx.upstream.is_none())
     }
 
     /// Writes the response to a request that failed inside pingora (an unreadable body, for
@@ -376,7 +442,15 @@ impl ProxyHttp for EdgeProxy {
             };
         }
 
-        let edge_error = if code < 500 {
+        let edge_error = if let (Some(upstream), pingora::ErrorSource::Upstream) =
+            (&ctx.upstream, error.esource())
+        {
+            tracing::warn!(upstream = %upstream.config.display_url(), %error, "the upstream failed");
+            EdgeError::UpstreamFailed {
+                upstream: upstream.config.display_url(),
+                reason: error.etype().as_str().to_owned(),
+            }
+        } else if code < 500 {
             EdgeError::InvalidRequest(format!(
                 "the request could not be read ({})",
                 error.etype().as_str()
@@ -410,6 +484,10 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut RequestCtx,
     ) {
         ctx.in_flight = None;
+        if ctx.upstream.is_some() {
+            ctx.bytes_in = session.body_bytes_read() as u64;
+            ctx.bytes_out = session.body_bytes_sent() as u64;
+        }
         let request = session.req_header();
         let status = session
             .response_written()
@@ -521,6 +599,15 @@ impl EdgeProxy {
             .map_or(config.max_request_body_bytes, |plan_max| {
                 config.max_request_body_bytes.min(plan_max.try_into().unwrap_or(usize::MAX))
             });
+
+        if let Some(proxy) = served.proxy.clone() {
+            let path = handler::deployment_path(session.req_header(), &config.base_domain);
+            if proxy.forwards(&served.mock, &session.req_header().method, path) {
+                return self
+                    .start_forwarding(session, ctx, proxy, quota, max_body)
+                    .await;
+            }
+        }
         let Some(body) = self.read_body(session, ctx, max_body).await? else {
             return Ok(());
         };
@@ -567,6 +654,52 @@ impl EdgeProxy {
         };
         self.finish_response(ctx, &mut response, quota);
         write_response(session, response).await
+    }
+
+    /// Resolves the upstream of a forwarded request and stores it in `ctx`, or responds 502
+    /// (or 413 for a body over the limit) when the request cannot be forwarded.
+    async fn start_forwarding(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        proxy: Arc<ProxyConfig>,
+        quota: Option<Quota>,
+        max_body: usize,
+    ) -> pingora::Result<()> {
+        // TODO: limit chunked request bodies while they stream to the upstream; only a declared
+        // Content-Length is checked here.
+        let declared = session
+            .req_header()
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > max_body as u64) {
+            session.set_keepalive(None);
+            let error = EdgeError::PayloadTooLarge {
+                max_bytes: max_body,
+            };
+            return self.respond_error(session, ctx, &error, quota).await;
+        }
+
+        match proxy.resolve(self.shared.config.allow_private_upstreams).await {
+            Ok(addr) => {
+                ctx.upstream = Some(Upstream {
+                    addr,
+                    config: proxy,
+                });
+                ctx.quota = quota;
+                Ok(())
+            }
+            Err(reason) => {
+                tracing::warn!(upstream = %proxy.display_url(), %reason, "cannot forward a request");
+                let error = EdgeError::UpstreamFailed {
+                    upstream: proxy.display_url(),
+                    reason,
+                };
+                self.respond_error(session, ctx, &error, quota).await
+            }
+        }
     }
 
     /// Reads the request body within `config.request_timeout`. Returns `None` after sending a
@@ -625,6 +758,28 @@ impl EdgeProxy {
         }
         ctx.bytes_out = response.body().len() as u64;
     }
+}
+
+/// Builds the upstream URI of a forwarded request: the upstream's base path, the path below the
+/// deployment and the query.
+fn proxied_uri(
+    config: &ProxyConfig,
+    request: &pingora::http::RequestHeader,
+    base_domain: &str,
+) -> pingora::Result<http::Uri> {
+    let path = handler::deployment_path(request, base_domain);
+    let mut target = format!("{}{}", config.base_path, path);
+    if let Some(query) = request.uri.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    target.parse().map_err(|error| {
+        pingora::Error::because(
+            pingora::ErrorType::InternalError,
+            "failed to build the upstream request path",
+            error,
+        )
+    })
 }
 
 /// Headers that report the tightest rate limit of the deployment's plan.

@@ -13,6 +13,7 @@ use mockforge_snapshot::PlanLimits;
 use uuid::Uuid;
 
 use crate::chaos::ChaosConfig;
+use crate::proxy::ProxyConfig;
 use crate::plugins::PluginChain;
 
 /// One deployment with its compiled mock.
@@ -32,6 +33,8 @@ pub struct ServedDeployment {
     pub limits: PlanLimits,
     /// Chaos settings from `config.chaos`, if any.
     pub chaos: Option<Arc<ChaosConfig>>,
+    /// Upstream settings from `config.proxy`, if any.
+    pub proxy: Option<Arc<ProxyConfig>>,
 }
 
 impl std::fmt::Debug for ServedDeployment {
@@ -218,6 +221,7 @@ mod tests {
             mock: Arc::new(compiled.mock),
             limits: PlanLimits::default(),
             chaos: None,
+            proxy: None,
         })
     }
 

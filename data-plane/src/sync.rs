@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::chaos::ChaosConfig;
+use crate::proxy::ProxyConfig;
 use crate::limits::limits_for;
 use crate::snapshot::{ServedDeployment, Snapshot};
 use crate::Shared;
@@ -265,7 +266,10 @@ async fn apply_delta(shared: &Shared, state: &mut SyncState, delta: SnapshotDelt
                 shared,
                 &record,
                 existing.mock.clone(),
-                existing.chaos.clone(),
+                EdgeSettings {
+                    chaos: existing.chaos.clone(),
+                    proxy: existing.proxy.clone(),
+                },
             );
             served.insert(record.id, Arc::new(deployment));
             outcomes.push((record.id, ApplyOutcome::Served));
@@ -290,10 +294,10 @@ async fn apply_delta(shared: &Shared, state: &mut SyncState, delta: SnapshotDelt
     let mut failed_count = 0;
     for (record, result) in compile_all(to_compile).await {
         match result {
-            Ok((mock, chaos)) => {
+            Ok((mock, settings)) => {
                 state.failed.remove(&record.id);
                 let deployment =
-                    with_record_metadata(shared, &record, Arc::new(mock), chaos.map(Arc::new));
+                    with_record_metadata(shared, &record, Arc::new(mock), settings);
                 served.insert(record.id, Arc::new(deployment));
                 outcomes.push((record.id, ApplyOutcome::Served));
             }
@@ -356,11 +360,12 @@ fn with_record_metadata(
     shared: &Shared,
     record: &DeploymentRecord,
     mock: Arc<Mock>,
-    chaos: Option<Arc<ChaosConfig>>,
+    settings: EdgeSettings,
 ) -> ServedDeployment {
     ServedDeployment {
         limits: limits_for(&shared.config.plans, record),
-        chaos,
+        chaos: settings.chaos,
+        proxy: settings.proxy,
         id: record.id,
         org_id: record.org_id,
         org_slug: record.org_slug.clone(),
@@ -414,14 +419,30 @@ async fn compile_all(records: Vec<DeploymentRecord>) -> Vec<(DeploymentRecord, C
     results
 }
 
-/// A compiled mock with its chaos settings, or the reason the deployment is not served.
-type CompileResult = Result<(Mock, Option<ChaosConfig>), String>;
+/// A compiled mock with its edge settings, or the reason the deployment is not served.
+type CompileResult = Result<(Mock, EdgeSettings), String>;
+
+/// Settings the edge itself reads from a deployment's configuration, next to the engine's
+/// mock options.
+struct EdgeSettings {
+    chaos: Option<Arc<ChaosConfig>>,
+    proxy: Option<Arc<ProxyConfig>>,
+}
+
+/// Reads the chaos and proxy settings. Invalid ones fail the deployment like an invalid
+/// document.
+fn edge_settings(config: &serde_json::Value) -> Result<EdgeSettings, String> {
+    Ok(EdgeSettings {
+        chaos: ChaosConfig::from_config(config)?.map(Arc::new),
+        proxy: ProxyConfig::from_config(config)?.map(Arc::new),
+    })
+}
 
 /// Compiles one record. A panic in the engine becomes a failure, so one bad document cannot
 /// stop the sync loop.
 fn compile_record(record: &DeploymentRecord) -> CompileResult {
     let options = mock_options(&record.config)?;
-    let chaos = ChaosConfig::from_config(&record.config)?;
+    let settings = edge_settings(&record.config)?;
     let document = record.document.clone();
     let compiled = std::panic::catch_unwind(AssertUnwindSafe(|| {
         mockforge_engine::compile(&document, options)
@@ -435,7 +456,7 @@ fn compile_record(record: &DeploymentRecord) -> CompileResult {
                     "a deployment compiled with warnings"
                 );
             }
-            Ok((compiled.mock, chaos))
+            Ok((compiled.mock, settings))
         }
         Ok(Err(error)) => Err(compile_failure_reason(&error)),
         Err(_) => Err("the engine panicked while compiling the document".to_owned()),

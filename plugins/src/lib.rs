@@ -7,12 +7,12 @@
 //! store with a memory limit and an epoch deadline, so a trap, a timeout, an exhausted memory
 //! or a malformed result is an error value for that call only.
 //!
-//! Plugins get no filesystem, network or environment. The host answers the WASI random and
+//! Plugins get no filesystem, network or environment. The host implements the WASI random and
 //! clock functions (see [`sandbox`]) and defines every other import as a function that traps.
 
 mod cache;
 pub mod examples;
-pub mod host;
+mod host;
 mod sandbox;
 
 use std::sync::Arc;

@@ -146,7 +146,8 @@ fn disk_cache_is_reused() {
     let artifacts: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|entry| entry.unwrap().file_name()).collect();
     assert_eq!(artifacts.len(), 1, "{artifacts:?}");
     let name = artifacts[0].to_string_lossy().into_owned();
-    assert!(name.starts_with(sum.strip_prefix("sha256:").unwrap()) && name.ends_with(".cwasm"), "{name}");
+    assert!(name.starts_with(sum.strip_prefix("sha256:").unwrap()), "{name}");
+    assert!(name.ends_with(".cwasm"), "{name}");
 
     let second = PluginHost::new(config).unwrap();
     let plugin = second.load(&sum, &wasm).unwrap().attach("{}".to_owned());

@@ -53,6 +53,8 @@ pub fn mockforge() -> Command {
         command.env_remove(variable);
     }
     command.env("MOCKFORGE_LOG", "info");
+    // Tests run several servers at once, so each metrics listener takes a free port.
+    command.env("MOCKFORGE_EDGE_ADMIN_LISTEN", "127.0.0.1:0");
     command
 }
 

@@ -226,6 +226,17 @@ async fn node_tokens_and_customer_tokens_are_separate() {
     let response = client.get(format!("{}/internal/v1/documents/{sha256}", cluster.api)).bearer_auth(node_token).send().await.unwrap();
     assert!(response.text().await.unwrap().contains("Petstore"));
 
+    // An edge that rejects a deployment fails it, with the reason in the deployment logs.
+    wait_for_status(&api, id, "active").await;
+    let report = json!({"node": "ignored", "version": 1, "outcomes": [[id, {"outcome": "failed", "reason": "no route compiled"}]]});
+    let response = client.post(format!("{}/internal/v1/report", cluster.api)).bearer_auth(node_token).json(&report).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    let deployment = wait_for_status(&api, id, "failed").await;
+    assert_eq!(deployment["health_status"], "unhealthy", "{deployment}");
+    let (status, logs) = api.get(&format!("/api/v1/deployments/{id}/logs")).await;
+    assert_eq!(status, 200, "{logs}");
+    assert!(logs.to_string().contains("Deployment failed on edge eu-1: no route compiled"), "{logs}");
+
     // A revoked token is rejected.
     let output = mockforge()
         .args(["control-plane", "node-token", "list"])
@@ -404,7 +415,7 @@ async fn traffic_on_both_edges_adds_up() {
     let cluster = Cluster::start(None).await;
     let api = customer_at(&cluster.api, "grace").await;
     let id = deploy(&api, "metered").await;
-    // Each edge answers this wait with exactly one 200, which the metrics count too.
+    // Each edge returns exactly one 200 to this wait, and the metrics count it too.
     wait_on_edges(&cluster, &[0, 1], "grace", "metered", 200, PROPAGATION_LIMIT).await;
 
     let client = reqwest::Client::new();

@@ -4,7 +4,6 @@
 //! with the control plane over the internal API. It keeps serving while the control plane or
 //! Redis is down.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,12 +33,10 @@ pub struct EdgeArgs {
     /// Name of this node in logs and reports [default: the region].
     #[arg(long, env = "MOCKFORGE_NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,
-    /// Address of the admin listener that serves Prometheus metrics at /metrics [default: none].
-    #[arg(long, env = "MOCKFORGE_ADMIN_LISTEN", value_name = "ADDR")]
-    pub admin_listen: Option<SocketAddr>,
     /// Settings shared with the other commands: `--data-dir` stores the snapshot on disk,
     /// `--edge-listen` is the address of hosted mocks, `--public-edge-url` sets the base domain,
-    /// `--redis-url` subscribes to version announcements, and `--config` may add `[plans.NAME]`.
+    /// `--redis-url` subscribes to version announcements, `--admin-listen` serves metrics, and
+    /// `--config` may add `[plans.NAME]`.
     #[command(flatten)]
     pub settings: SettingArgs,
 }
@@ -50,7 +47,6 @@ struct EdgeOptions {
     node_token: String,
     region: String,
     node_name: String,
-    admin_listen: Option<SocketAddr>,
     settings: Settings,
 }
 
@@ -80,7 +76,7 @@ fn validate(args: EdgeArgs) -> anyhow::Result<EdgeOptions> {
     let region = args.region.context("missing --region NAME (or MOCKFORGE_REGION), for example eu-1")?;
     anyhow::ensure!(!region.trim().is_empty(), "invalid --region: the region name is empty");
     let node_name = args.node_name.unwrap_or_else(|| region.clone());
-    Ok(EdgeOptions { control_plane, node_token, region, node_name, admin_listen: args.admin_listen, settings })
+    Ok(EdgeOptions { control_plane, node_token, region, node_name, settings })
 }
 
 async fn run_edge(options: EdgeOptions) -> anyhow::Result<()> {
@@ -93,7 +89,8 @@ async fn run_edge(options: EdgeOptions) -> anyhow::Result<()> {
         base_domain: settings.base_domain.clone(),
         node_name: options.node_name.clone(),
         plans: settings.plans.clone(),
-        admin_listen: options.admin_listen,
+        admin_listen: settings.admin_listen,
+        allow_private_upstreams: settings.fetch.allow_private_networks,
         ..EdgeConfig::default()
     });
     let feed = RemoteFeed::start(RemoteSettings {

@@ -17,6 +17,8 @@ pub struct ServeArgs {
 
 /// Name under which the in-process edge reports to the control plane.
 const LOCAL_NODE: &str = "local";
+/// Time the telemetry reporter gets to send its last batch after the edge stops.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(&args.settings, Profile::AllInOne)?;
@@ -37,6 +39,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         listen: settings.edge_listen,
         base_domain: settings.base_domain.clone(),
         node_name: LOCAL_NODE.to_string(),
+        plans: settings.plans.clone(),
+        admin_listen: settings.admin_listen,
+        allow_private_upstreams: settings.fetch.allow_private_networks,
         ..EdgeConfig::default()
     });
     let edge_handle = edge.start().with_context(|| format!("cannot start the edge on {} (--edge-listen)", settings.edge_listen))?;
@@ -53,6 +58,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         let edge = edge.clone();
         tokio::spawn(async move { edge.follow(Arc::clone(&feed)).await })
     };
+    let reporter = {
+        let edge = edge.clone();
+        let sink = control_plane.telemetry_sink();
+        tokio::spawn(async move { edge.report_to(sink).await })
+    };
+    if let Some(admin) = edge_handle.admin_addr() {
+        tracing::info!(%admin, "edge metrics on http://{admin}/metrics");
+    }
 
     tracing::info!(
         api = %settings.api_listen,
@@ -68,8 +81,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     let result = control_plane.serve(api_listener, super::shutdown_signal()).await;
 
-    follower.abort();
+    // The edge's last telemetry batch goes to the control plane's store, so the reporter ends
+    // before the store closes.
     edge_handle.shutdown();
+    follower.abort();
+    if tokio::time::timeout(SHUTDOWN_GRACE, reporter).await.is_err() {
+        tracing::warn!("the telemetry reporter did not finish within {SHUTDOWN_GRACE:?}");
+    }
     tracing::info!("MockForge stopped");
     result
 }

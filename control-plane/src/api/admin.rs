@@ -92,16 +92,23 @@ pub async fn analytics(
     }
 
     let analytics = state.store.admin().analytics(start, end).await?;
-    let mut subscriptions: Map<String, Value> = state.config.plans.names().map(|plan| (plan.to_owned(), Value::from(0))).collect();
+    let mut subscriptions: Map<String, Value> =
+        state.config.plans.names().map(|plan| (plan.to_owned(), Value::from(0))).collect();
     for (plan, count) in &analytics.organizations_by_plan {
         subscriptions.insert(plan.clone(), Value::from(*count));
     }
     let storage_gb = document_bytes(&state).await as f64 / 1e9;
     let sections = [
-        ("users", json!({ "total": analytics.users_total, "new_this_month": analytics.users_new, "active_this_month": analytics.users_active })),
+        (
+            "users",
+            json!({ "total": analytics.users_total, "new_this_month": analytics.users_new, "active_this_month": analytics.users_active }),
+        ),
         ("subscriptions", Value::Object(subscriptions)),
         ("usage", json!({ "total_requests": analytics.requests, "total_storage_gb": storage_gb })),
-        ("features", json!({ "running_deployments": analytics.running_deployments, "byok_organizations": analytics.byok_organizations })),
+        (
+            "features",
+            json!({ "running_deployments": analytics.running_deployments, "byok_organizations": analytics.byok_organizations }),
+        ),
     ];
     let mut body: Map<String, Value> = sections
         .into_iter()

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -55,7 +55,13 @@ impl RequestMeta {
 }
 
 /// Builds an audit entry for an action of `caller` in the caller's organization.
-pub fn entry(caller: &Caller, meta: &RequestMeta, event_type: &str, description: String, metadata: Value) -> AuditEntry {
+pub fn entry(
+    caller: &Caller,
+    meta: &RequestMeta,
+    event_type: &str,
+    description: String,
+    metadata: Value,
+) -> AuditEntry {
     entry_for(caller.org.id, Some(caller.user_id), meta, event_type, description, metadata)
 }
 
@@ -89,7 +95,12 @@ pub struct ListQuery {
     user_id: Option<String>,
 }
 
-fn parse_integer(parameter: &'static str, text: Option<&str>, default: i64, range: std::ops::RangeInclusive<i64>) -> ApiResult<i64> {
+fn parse_integer(
+    parameter: &'static str,
+    text: Option<&str>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> ApiResult<i64> {
     let Some(text) = text else { return Ok(default) };
     match text.parse::<i64>() {
         Ok(value) if range.contains(&value) => Ok(value),

@@ -41,7 +41,7 @@ pub struct RefreshRequest {
 }
 
 /// Hashes a password with Argon2id (argon2 crate defaults) on the blocking pool.
-async fn hash_password(password: String) -> anyhow::Result<String> {
+pub(super) async fn hash_password(password: String) -> anyhow::Result<String> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -74,7 +74,7 @@ async fn dummy_hash() -> anyhow::Result<String> {
 }
 
 /// Issues a JWT at the user's current token generation.
-async fn session(state: &AppState, user: &User) -> ApiResult<Json<Value>> {
+pub(super) async fn session(state: &AppState, user: &User) -> ApiResult<Json<Value>> {
     let generation = state.store.security().token_generation(user.id).await?.unwrap_or_default();
     let token = state.jwt.issue_with_generation(user.id, generation)?;
     Ok(Json(json!({ "token": token, "user_id": user.id, "username": user.username })))
@@ -126,6 +126,11 @@ pub async fn register(
         StoreError::Database(error) => error.into(),
     })?;
     tracing::info!(user_id = %user.id, org_id = %org.id, org_slug = %org.slug, "registered a user");
+    // The account works without a verified address, so a failed e-mail does not fail the
+    // registration. The user can request another link with /auth/resend-verification.
+    if let Err(error) = super::verification::send_verification(&state, &user).await {
+        tracing::error!(user_id = %user.id, error = format!("{error:#}"), "failed to send the verification e-mail after registration");
+    }
     Ok((StatusCode::CREATED, session(&state, &user).await?))
 }
 
@@ -147,6 +152,10 @@ pub async fn login(
         tracing::info!(user_id = %user.id, "login failed: wrong password");
         security::login_failed(&state, &email, &meta, Some(&user)).await?;
         return Err(failed());
+    }
+    if state.store.security().token_generation(user.id).await?.is_none() {
+        tracing::info!(user_id = %user.id, "login rejected: the account is scheduled for deletion");
+        return Err(ApiError::Unauthorized("the account is locked because its deletion was requested".to_owned()));
     }
     security::login_succeeded(&state, &user, &meta).await?;
     session(&state, &user).await

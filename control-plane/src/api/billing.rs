@@ -224,21 +224,24 @@ async fn event_org(state: &AppState, object: &Value, subscription_id: Option<&st
 /// Turns a Stripe event into a billing change, or `None` for events that change nothing.
 async fn billing_change(state: &AppState, event_type: &str, object: &Value) -> ApiResult<Option<BillingChange>> {
     let customer = object["customer"].as_str().map(str::to_owned);
-    let change = |org_id, plan: Option<String>, status: Option<&str>, subscription: Option<String>, period_end| BillingChange {
-        event: None,
-        org_id,
-        plan,
-        status: status.map(str::to_owned),
-        stripe_customer_id: customer.clone(),
-        stripe_subscription_id: subscription,
-        current_period_end: period_end,
-        audit: None,
-    };
+    let change =
+        |org_id, plan: Option<String>, status: Option<&str>, subscription: Option<String>, period_end| BillingChange {
+            event: None,
+            org_id,
+            plan,
+            status: status.map(str::to_owned),
+            stripe_customer_id: customer.clone(),
+            stripe_subscription_id: subscription,
+            current_period_end: period_end,
+            audit: None,
+        };
     let result = match event_type {
         "checkout.session.completed" => {
             let subscription = object["subscription"].as_str().map(str::to_owned);
             let plan = object["metadata"]["plan"].as_str().map(str::to_owned);
-            event_org(state, object, subscription.as_deref()).await?.map(|org| change(org, plan, Some("active"), subscription, None))
+            event_org(state, object, subscription.as_deref())
+                .await?
+                .map(|org| change(org, plan, Some("active"), subscription, None))
         }
         "customer.subscription.created" | "customer.subscription.updated" => {
             let subscription = object["id"].as_str().map(str::to_owned);
@@ -248,7 +251,9 @@ async fn billing_change(state: &AppState, event_type: &str, object: &Value) -> A
             let plan = if matches!(status, "active" | "trialing") { subscription_plan(state, object) } else { None };
             let period_end = unix_time(&object["current_period_end"])
                 .or_else(|| unix_time(&object["items"]["data"][0]["current_period_end"]));
-            event_org(state, object, subscription.as_deref()).await?.map(|org| change(org, plan, Some(status), subscription, period_end))
+            event_org(state, object, subscription.as_deref())
+                .await?
+                .map(|org| change(org, plan, Some(status), subscription, period_end))
         }
         "customer.subscription.deleted" => {
             let subscription = object["id"].as_str().map(str::to_owned);
@@ -281,7 +286,9 @@ pub async fn webhook(
     payload: Bytes,
 ) -> ApiResult<Json<Value>> {
     let Some(secret) = state.config.stripe_webhook_secret.as_deref() else {
-        return Err(ApiError::Unavailable("billing is not configured on this server: no Stripe webhook secret is set".to_owned()));
+        return Err(ApiError::Unavailable(
+            "billing is not configured on this server: no Stripe webhook secret is set".to_owned(),
+        ));
     };
     let header = headers
         .get("stripe-signature")

@@ -435,7 +435,7 @@ pub async fn logs(
         });
         (entry.created_at, body)
     }));
-    entries.sort_by(|a, b| b.0.cmp(&a.0));
+    entries.sort_by_key(|entry| std::cmp::Reverse(entry.0));
     entries.truncate(limit as usize);
     Ok(Json(Value::Array(entries.into_iter().map(|(_, body)| body).collect())))
 }

@@ -4,8 +4,6 @@
 //! `Last updated: YYYY-MM-DD` in a document sets its `last_updated`; without one the file's
 //! modification date is used.
 
-use std::path::PathBuf;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -18,6 +16,7 @@ use super::audit::{self, RequestMeta};
 use super::ApiJson;
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
+use crate::mail::OutgoingMail;
 use crate::state::AppState;
 use crate::store::now;
 use crate::store::support::SupportTicket;
@@ -34,9 +33,9 @@ async fn read_document(state: &AppState, file: &str) -> ApiResult<(String, Strin
         tracing::error!(path = %path.display(), %error, "failed to read a legal document");
         ApiError::Unavailable(format!("the document {file} is not available on this server"))
     })?;
-    let stated = content
-        .lines()
-        .find_map(|line| line.trim().trim_matches('*').trim().strip_prefix("Last updated:").map(|date| date.trim().to_owned()));
+    let stated = content.lines().find_map(|line| {
+        line.trim().trim_matches('*').trim().strip_prefix("Last updated:").map(|date| date.trim().to_owned())
+    });
     let last_updated = match stated {
         Some(date) => date,
         None => tokio::fs::metadata(&path)
@@ -73,7 +72,11 @@ fn parse_faq(content: &str) -> Value {
     let mut answer = String::new();
     let mut numbers: Vec<usize> = Vec::new();
 
-    let finish = |question: &mut Option<String>, answer: &mut String, categories: &[String], numbers: &mut Vec<usize>, items: &mut Vec<Value>| {
+    let finish = |question: &mut Option<String>,
+                  answer: &mut String,
+                  categories: &[String],
+                  numbers: &mut Vec<usize>,
+                  items: &mut Vec<Value>| {
         if let (Some(text), Some(category)) = (question.take(), categories.last()) {
             let index = categories.len() - 1;
             numbers[index] += 1;
@@ -125,24 +128,14 @@ fn check_text(field: &'static str, text: &str, max: usize) -> ApiResult<String> 
     Ok(trimmed.to_owned())
 }
 
-/// Writes the notification for support to `{data_dir}/outbox/` and returns the file path.
-// TODO: send through SMTP once the control plane has an SMTP configuration.
-async fn write_outbox(state: &AppState, ticket: &SupportTicket, from: &str) -> anyhow::Result<PathBuf> {
-    let dir = state.config.data_dir.join("outbox");
-    tokio::fs::create_dir_all(&dir).await?;
-    let path = dir.join(format!("{}.eml", ticket.ticket_number));
-    let mail = format!(
-        "To: {}\r\nReply-To: {from}\r\nSubject: [{}] [{}/{}] {}\r\n\r\nOrganization: {}\r\n\r\n{}\r\n",
-        state.config.support_email,
-        ticket.ticket_number,
-        ticket.category,
-        ticket.priority,
-        ticket.subject.replace(['\r', '\n'], " "),
-        ticket.org_id,
-        ticket.message
-    );
-    tokio::fs::write(&path, mail).await?;
-    Ok(path)
+/// Builds the notification for support about a new ticket.
+fn support_mail(state: &AppState, ticket: &SupportTicket, from: &str) -> OutgoingMail {
+    OutgoingMail {
+        to: state.config.support_email.clone(),
+        reply_to: (!from.is_empty()).then(|| from.to_owned()),
+        subject: format!("[{}] [{}/{}] {}", ticket.ticket_number, ticket.category, ticket.priority, ticket.subject),
+        body: format!("Organization: {}\r\n\r\n{}\r\n", ticket.org_id, ticket.message),
+    }
 }
 
 pub async fn contact(
@@ -192,9 +185,11 @@ pub async fn contact(
         if !state.store.support().insert_ticket(&ticket, &entry).await? {
             continue;
         }
-        match write_outbox(&state, &ticket, &from).await {
-            Ok(path) => tracing::info!(ticket = %ticket.ticket_number, path = %path.display(), "wrote a support request to the outbox"),
-            Err(error) => tracing::error!(ticket = %ticket.ticket_number, error = format!("{error:#}"), "failed to write a support request to the outbox"),
+        // The ticket is stored, so a failed notification is logged by the mailer and the request
+        // still succeeds.
+        let mail = support_mail(&state, &ticket, &from);
+        if state.mailer.send_logged("support_request", &mail).await.is_err() {
+            tracing::error!(ticket = %ticket.ticket_number, "support was not notified of a new ticket");
         }
         let body = json!({ "ticket_id": ticket.ticket_number, "message": "Your support request has been received." });
         return Ok((StatusCode::CREATED, Json(body)));

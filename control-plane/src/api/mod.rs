@@ -7,15 +7,18 @@ mod admin_edges;
 mod auth;
 mod billing;
 mod deployments;
+mod gdpr;
 mod health;
 mod legal;
 mod internal;
 mod marketplace;
+mod oauth;
 mod organizations;
 mod security;
 mod settings;
 mod tokens;
 mod usage;
+mod verification;
 pub(crate) mod validate;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -44,6 +47,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/token/refresh", post(auth::refresh))
         .route("/api/v1/auth/logout", post(security::logout))
+        .route("/api/v1/auth/verify-email", get(verification::verify_email))
+        .route("/api/v1/auth/resend-verification", post(verification::resend_verification))
+        .route("/api/v1/auth/oauth/{provider}/authorize", get(oauth::authorize))
+        .route("/api/v1/auth/oauth/{provider}/callback", get(oauth::callback))
         .route("/api/v1/security/suspicious-activities", get(security::list))
         .route("/api/v1/security/suspicious-activities/{activity_id}/resolve", post(security::resolve))
         .route("/api/v1/organizations", get(organizations::list))
@@ -71,6 +78,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/billing/checkout", post(billing::checkout))
         .route("/api/v1/billing/webhook", post(billing::webhook))
         .route("/api/v1/admin/organizations/{org_id}/plan", put(billing::admin_set_plan))
+        .route("/api/v1/gdpr/export", get(gdpr::export))
+        .route("/api/v1/gdpr/delete", post(gdpr::delete))
         .route("/api/v1/admin/stats", get(admin::stats))
         .route("/api/v1/admin/analytics", get(admin::analytics))
         .route("/api/v1/admin/edges", get(admin_edges::list))

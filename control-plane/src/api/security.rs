@@ -40,11 +40,8 @@ pub async fn check_login_lock(state: &AppState, email: &str, meta: &RequestMeta)
     let ip = client_ip(meta);
     let now = Utc::now();
     let counts = state.store.security().login_failures(email, &ip, now - LOCK_WINDOW).await?;
-    let locked_until = if counts.email >= EMAIL_FAILURES_MAX {
-        counts.email_oldest.map(|oldest| oldest + LOCK_WINDOW)
-    } else {
-        None
-    };
+    let locked_until =
+        if counts.email >= EMAIL_FAILURES_MAX { counts.email_oldest.map(|oldest| oldest + LOCK_WINDOW) } else { None };
     let locked_until = if counts.ip >= IP_FAILURES_MAX {
         let ip_until = counts.ip_oldest.map(|oldest| oldest + LOCK_WINDOW);
         locked_until.max(ip_until)
@@ -64,7 +61,15 @@ pub async fn check_login_lock(state: &AppState, email: &str, meta: &RequestMeta)
     })
 }
 
-fn activity(org_id: Uuid, user_id: Option<Uuid>, kind: &str, severity: &str, description: String, metadata: Value, ip: Option<String>) -> SuspiciousActivity {
+fn activity(
+    org_id: Uuid,
+    user_id: Option<Uuid>,
+    kind: &str,
+    severity: &str,
+    description: String,
+    metadata: Value,
+    ip: Option<String>,
+) -> SuspiciousActivity {
     SuspiciousActivity {
         id: Uuid::new_v4(),
         org_id,
@@ -278,7 +283,8 @@ pub async fn resolve(
         format!("Suspicious activity {activity_id} resolved"),
         json!({ "activity_id": activity_id }),
     );
-    let resolved = state.store.security().resolve_suspicious(activity_id, caller.org.id, caller.user_id, &entry).await?;
+    let resolved =
+        state.store.security().resolve_suspicious(activity_id, caller.org.id, caller.user_id, &entry).await?;
     if !resolved {
         return Err(ApiError::not_found("suspicious activity", activity_id));
     }
@@ -301,7 +307,16 @@ pub async fn logout(State(state): State<AppState>, caller: Caller, meta: Request
     let orgs = state.store.organizations_of(caller.user_id).await?;
     let entries: Vec<_> = orgs
         .iter()
-        .map(|org| audit::entry_for(org.id, Some(caller.user_id), &meta, "user_logout", "User logged out of all sessions".to_owned(), json!({})))
+        .map(|org| {
+            audit::entry_for(
+                org.id,
+                Some(caller.user_id),
+                &meta,
+                "user_logout",
+                "User logged out of all sessions".to_owned(),
+                json!({}),
+            )
+        })
         .collect();
     state.store.security().revoke_sessions(caller.user_id, &entries).await?;
     tracing::info!(user_id = %caller.user_id, "revoked every session of a user");

@@ -37,7 +37,9 @@ fn settings_json(settings: Option<&ByokSettings>) -> Value {
             "monthly_token_limit": settings.monthly_token_limit,
             "updated_at": settings.updated_at,
         }),
-        None => json!({ "enabled": false, "provider": Value::Null, "api_key_masked": Value::Null, "monthly_token_limit": Value::Null }),
+        None => {
+            json!({ "enabled": false, "provider": Value::Null, "api_key_masked": Value::Null, "monthly_token_limit": Value::Null })
+        }
     }
 }
 
@@ -78,13 +80,17 @@ pub async fn put(
             if !(KEY_MIN..=KEY_MAX).contains(&length) || key.chars().any(char::is_whitespace) {
                 return Err(ApiError::validation(
                     "api_key",
-                    format!("must be {KEY_MIN} to {KEY_MAX} characters long without whitespace, got {length} characters"),
+                    format!(
+                        "must be {KEY_MIN} to {KEY_MAX} characters long without whitespace, got {length} characters"
+                    ),
                     None,
                 ));
             }
             (state.secrets.encrypt(caller.org.id, key)?, mask(key))
         }
-        (None, Some(existing)) if existing.provider == request.provider => (existing.key_encrypted, existing.key_masked),
+        (None, Some(existing)) if existing.provider == request.provider => {
+            (existing.key_encrypted, existing.key_masked)
+        }
         (None, _) => {
             return Err(ApiError::validation("api_key", "is required when setting up a provider", None));
         }

@@ -37,9 +37,11 @@ pub struct HistoryQuery {
 }
 
 fn parse_time(parameter: &'static str, text: &str) -> ApiResult<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text).map(|time| time.with_timezone(&Utc)).map_err(|error| ApiError::InvalidParameter {
-        parameter,
-        message: format!("{text:?} is not an ISO 8601 (RFC 3339) timestamp such as 2025-01-20T12:00:00Z: {error}"),
+    DateTime::parse_from_rfc3339(text).map(|time| time.with_timezone(&Utc)).map_err(|error| {
+        ApiError::InvalidParameter {
+            parameter,
+            message: format!("{text:?} is not an ISO 8601 (RFC 3339) timestamp such as 2025-01-20T12:00:00Z: {error}"),
+        }
     })
 }
 

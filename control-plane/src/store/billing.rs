@@ -52,7 +52,11 @@ pub enum BillingOutcome {
 pub trait BillingStore: Send + Sync {
     async fn subscription(&self, org_id: Uuid) -> Result<Option<Subscription>, sqlx::Error>;
     /// Finds the organization of a Stripe subscription or customer id.
-    async fn org_for_stripe(&self, subscription_id: Option<&str>, customer_id: Option<&str>) -> Result<Option<Uuid>, sqlx::Error>;
+    async fn org_for_stripe(
+        &self,
+        subscription_id: Option<&str>,
+        customer_id: Option<&str>,
+    ) -> Result<Option<Uuid>, sqlx::Error>;
     /// Applies the change, the event id and the audit entry in one transaction.
     async fn apply_billing_change(&self, change: &BillingChange) -> Result<BillingOutcome, sqlx::Error>;
     /// Records a Stripe event that changes nothing. Returns `false` when it was recorded before.

@@ -1,5 +1,5 @@
 //! Marketplace persistence: plugins, templates and scenarios share one package table and one
-//! version table, told apart by `kind`.
+//! version table, distinguished by `kind`.
 //!
 //! A package name belongs to the organization that first published it, and a version, once
 //! published, never changes.
@@ -68,7 +68,7 @@ pub struct NewVersion<'a> {
     pub published_by: Uuid,
 }
 
-/// Why a publication was rejected.
+/// Reason a publication was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("the name belongs to organization {owner}")]

@@ -8,12 +8,16 @@
 pub mod accounts;
 pub mod admin;
 pub mod billing;
+pub mod deletion;
+pub mod gdpr;
 pub mod marketplace;
+pub mod oauth;
 pub mod security;
 pub mod settings;
 pub mod support;
 pub mod sql;
 pub mod usage;
+pub mod verification;
 
 use std::sync::Arc;
 
@@ -24,6 +28,7 @@ use uuid::Uuid;
 pub use accounts::{AccountStore, AuditEntry, AuditQuery};
 pub use admin::AdminStore;
 pub use billing::BillingStore;
+pub use gdpr::GdprStore;
 pub use security::SecurityStore;
 pub use settings::SettingsStore;
 pub use support::SupportStore;
@@ -181,6 +186,14 @@ pub trait Store: Send + Sync + 'static {
     fn support(&self) -> &dyn SupportStore;
     /// Platform-wide counts.
     fn admin(&self) -> &dyn AdminStore;
+    /// Everything stored about one user, for the data export.
+    fn gdpr(&self) -> &dyn GdprStore;
+    /// E-mail verification tokens and the verified state of users.
+    fn verification(&self) -> &dyn verification::VerificationStore;
+    /// Account deletion on request: locking and the purge after the grace period.
+    fn deletion(&self) -> &dyn deletion::DeletionStore;
+    /// Pending OAuth sign-ins.
+    fn oauth(&self) -> &dyn oauth::OAuthStore;
     async fn ping(&self) -> Result<(), sqlx::Error>;
 
     /// Creates the user, their personal organization and the owner membership in one
@@ -256,12 +269,6 @@ pub trait Store: Send + Sync + 'static {
     async fn mark_served(&self, id: Uuid, node: &str) -> Result<bool, sqlx::Error>;
     /// Records that an edge failed to compile the deployment.
     async fn mark_failed(&self, id: Uuid, node: &str, reason: &str) -> Result<bool, sqlx::Error>;
-
-    /// Changes an organization's plan and records a configuration change for each of its running
-    /// deployments, in one transaction. Returns `None` for an unknown organization, and the new
-    /// configuration version otherwise (the current one when the plan or the running deployments
-    /// leave nothing for edges to change). Call [`crate::snapshot::Feed::notify`] with it after.
-    async fn set_organization_plan(&self, org_id: Uuid, plan: &str) -> Result<Option<u64>, sqlx::Error>;
 
     /// Edge nodes and their heartbeats.
     fn nodes(&self) -> &dyn crate::nodes::NodeStore;

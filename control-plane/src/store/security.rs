@@ -45,9 +45,19 @@ pub struct SuspiciousQuery {
 #[async_trait::async_trait]
 pub trait SecurityStore: Send + Sync {
     /// Counts failed logins since `since` for the e-mail and for the IP address.
-    async fn login_failures(&self, email: &str, ip_address: &str, since: DateTime<Utc>) -> Result<FailureCounts, sqlx::Error>;
+    async fn login_failures(
+        &self,
+        email: &str,
+        ip_address: &str,
+        since: DateTime<Utc>,
+    ) -> Result<FailureCounts, sqlx::Error>;
     /// Records a failed login and deletes failures older than `forget_before`.
-    async fn record_login_failure(&self, email: &str, ip_address: &str, forget_before: DateTime<Utc>) -> Result<(), sqlx::Error>;
+    async fn record_login_failure(
+        &self,
+        email: &str,
+        ip_address: &str,
+        forget_before: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error>;
     /// Deletes the failures of an e-mail address after a successful login.
     async fn clear_login_failures(&self, email: &str) -> Result<(), sqlx::Error>;
     /// Remembers a login address. Returns `(first_login, new_address)`: whether the user had
@@ -56,11 +66,23 @@ pub trait SecurityStore: Send + Sync {
 
     async fn record_suspicious(&self, activities: &[SuspiciousActivity]) -> Result<(), sqlx::Error>;
     /// Returns the organization's suspicious activities, newest first.
-    async fn suspicious_activities(&self, org_id: Uuid, query: &SuspiciousQuery) -> Result<Vec<SuspiciousActivity>, sqlx::Error>;
+    async fn suspicious_activities(
+        &self,
+        org_id: Uuid,
+        query: &SuspiciousQuery,
+    ) -> Result<Vec<SuspiciousActivity>, sqlx::Error>;
     /// Marks an activity of the organization resolved and writes the audit entry, in one
     /// transaction. Returns `false` for an unknown activity.
-    async fn resolve_suspicious(&self, id: Uuid, org_id: Uuid, resolved_by: Uuid, audit: &AuditEntry) -> Result<bool, sqlx::Error>;
+    async fn resolve_suspicious(
+        &self,
+        id: Uuid,
+        org_id: Uuid,
+        resolved_by: Uuid,
+        audit: &AuditEntry,
+    ) -> Result<bool, sqlx::Error>;
 
+    /// Returns the user's token generation, `None` for an unknown user or one whose deletion is
+    /// scheduled.
     async fn token_generation(&self, user_id: Uuid) -> Result<Option<i64>, sqlx::Error>;
     /// Increments the user's token generation, revoking every JWT issued before, and writes the
     /// audit entries, in one transaction. Returns the new generation.
@@ -234,7 +256,8 @@ macro_rules! security_store {
                 }
 
                 async fn token_generation(&self, user_id: Uuid) -> Result<Option<i64>, sqlx::Error> {
-                    let row = sqlx::query("SELECT token_generation FROM users WHERE id = $1")
+                    // A user whose deletion is scheduled is locked and treated as deleted.
+                    let row = sqlx::query("SELECT token_generation FROM users WHERE id = $1 AND deletion_scheduled_at IS NULL")
                         .bind(user_id)
                         .fetch_optional(&self.pool)
                         .await?;

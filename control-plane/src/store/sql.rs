@@ -12,7 +12,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{
-    change, now, AccountStore, AdminStore, AuditEntry, BillingStore, SecurityStore, SettingsStore, SupportStore, UsageStore, status, ApiToken, Deployment, LogEntry, Member, NewAccount, Organization, SharedStore, StatusChange,
+    change, now, AccountStore, AdminStore, AuditEntry, BillingStore, GdprStore, SecurityStore, SettingsStore, SupportStore, UsageStore, status, ApiToken, Deployment, LogEntry, Member, NewAccount, Organization, SharedStore, StatusChange,
     Store, StoreError, User,
 };
 
@@ -188,7 +188,7 @@ macro_rules! sql_store {
             }
 
             /// Increments the configuration version and records the change, inside `tx`.
-            async fn record_change(tx: &mut Tx, deployment_id: Uuid, kind: &str) -> Result<u64, sqlx::Error> {
+            pub(crate) async fn record_change(tx: &mut Tx, deployment_id: Uuid, kind: &str) -> Result<u64, sqlx::Error> {
                 let row = sqlx::query("UPDATE config_version SET version = version + 1 WHERE id = 1 RETURNING version")
                     .fetch_one(&mut **tx)
                     .await?;
@@ -305,6 +305,22 @@ macro_rules! sql_store {
                 }
 
                 fn admin(&self) -> &dyn AdminStore {
+                    self
+                }
+
+                fn gdpr(&self) -> &dyn GdprStore {
+                    self
+                }
+
+                fn verification(&self) -> &dyn crate::store::verification::VerificationStore {
+                    self
+                }
+
+                fn deletion(&self) -> &dyn crate::store::deletion::DeletionStore {
+                    self
+                }
+
+                fn oauth(&self) -> &dyn crate::store::oauth::OAuthStore {
                     self
                 }
 
@@ -800,46 +816,6 @@ macro_rules! sql_store {
                     Ok(true)
                 }
 
-                async fn set_organization_plan(&self, org_id: Uuid, plan: &str) -> Result<Option<u64>, sqlx::Error> {
-                    let mut tx = self.begin().await?;
-                    let row = sqlx::query("SELECT plan FROM organizations WHERE id = $1")
-                        .bind(org_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let Some(row) = row else { return Ok(None) };
-                    let current: String = row.try_get("plan")?;
-                    if current != plan {
-                        sqlx::query("UPDATE organizations SET plan = $2 WHERE id = $1")
-                            .bind(org_id)
-                            .bind(plan)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    let rows = sqlx::query(
-                        "SELECT id FROM deployments WHERE org_id = $1 AND status IN ('deploying', 'active', 'failed') \
-                         ORDER BY created_at, id",
-                    )
-                    .bind(org_id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    let mut version = None;
-                    if current != plan {
-                        for row in &rows {
-                            let id: Uuid = row.try_get("id")?;
-                            version = Some(record_change(&mut tx, id, change::PLAN_CHANGED).await?);
-                        }
-                    }
-                    let version = match version {
-                        Some(version) => version,
-                        None => {
-                            let row = sqlx::query("SELECT version FROM config_version WHERE id = 1").fetch_one(&mut *tx).await?;
-                            row.try_get::<i64, _>("version")? as u64
-                        }
-                    };
-                    tx.commit().await?;
-                    Ok(Some(version))
-                }
-
                 fn nodes(&self) -> &dyn crate::nodes::NodeStore {
                     self
                 }
@@ -868,6 +844,7 @@ sql_store!(
         ("0002_accounts", include_str!("migrations/sqlite/0002_accounts.sql")),
         ("0003_nodes", include_str!("migrations/sqlite/0003_nodes.sql")),
         ("0004_marketplace", include_str!("migrations/sqlite/0004_marketplace.sql")),
+        ("0005_mail_gdpr", include_str!("migrations/sqlite/0005_mail_gdpr.sql")),
     ]
 );
 
@@ -884,6 +861,7 @@ sql_store!(
         ("0002_accounts", include_str!("migrations/postgres/0002_accounts.sql")),
         ("0003_nodes", include_str!("migrations/postgres/0003_nodes.sql")),
         ("0004_marketplace", include_str!("migrations/postgres/0004_marketplace.sql")),
+        ("0005_mail_gdpr", include_str!("migrations/postgres/0005_mail_gdpr.sql")),
     ]
 );
 

@@ -7,14 +7,7 @@ use crate::backend_tests;
 use crate::harness::{assert_error, create_deployment, read, TestServer};
 
 fn header(response: &reqwest::Response, name: &str) -> u64 {
-    response
-        .headers()
-        .get(name)
-        .unwrap_or_else(|| panic!("missing {name} header"))
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
+    response.headers().get(name).unwrap_or_else(|| panic!("missing {name} header")).to_str().unwrap().parse().unwrap()
 }
 
 /// Waits for the next one-minute window when fewer than 15 seconds of the current one are left,

@@ -37,7 +37,8 @@ async fn fake_stripe() -> (SocketAddr, Received) {
                     let error = json!({ "error": { "message": "No such price: 'price_rejected'" } });
                     return (axum::http::StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
                 }
-                axum::Json(json!({ "id": "cs_test_123", "url": "https://checkout.stripe.test/c/pay/cs_test_123" })).into_response()
+                axum::Json(json!({ "id": "cs_test_123", "url": "https://checkout.stripe.test/c/pay/cs_test_123" }))
+                    .into_response()
             }
         }),
     );
@@ -53,7 +54,8 @@ fn configure_stripe(config: &mut mockforge_control_plane::ControlPlaneConfig, st
     config.stripe_secret_key = Some(STRIPE_KEY.to_owned());
     config.stripe_webhook_secret = Some(WEBHOOK_SECRET.to_owned());
     config.stripe_api_base = format!("http://{stripe}");
-    config.stripe_price_ids = [("pro".to_owned(), "price_pro".to_owned()), ("team".to_owned(), "price_rejected".to_owned())].into();
+    config.stripe_price_ids =
+        [("pro".to_owned(), "price_pro".to_owned()), ("team".to_owned(), "price_rejected".to_owned())].into();
 }
 
 fn signature(secret: &str, timestamp: i64, payload: &str) -> String {

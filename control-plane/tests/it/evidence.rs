@@ -51,7 +51,9 @@ const WRONG_PASSWORD: &str = "not-the-password-4711";
 async fn fake_stripe() -> std::net::SocketAddr {
     let app = axum::Router::new().route(
         "/v1/checkout/sessions",
-        axum::routing::post(|| async { axum::Json(json!({ "id": "cs_evidence", "url": "https://checkout.stripe.test/cs_evidence" })) }),
+        axum::routing::post(|| async {
+            axum::Json(json!({ "id": "cs_evidence", "url": "https://checkout.stripe.test/cs_evidence" }))
+        }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

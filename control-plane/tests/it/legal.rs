@@ -60,7 +60,8 @@ backend_tests! {
         assert!(ticket.starts_with("TKT-") && ticket.len() == 10 && ticket[4..].bytes().all(|b| b.is_ascii_digit()), "{ticket}");
         assert_eq!(body["message"], "Your support request has been received.");
 
-        let mail = std::fs::read_to_string(server.data_dir().join("outbox").join(format!("{ticket}.eml"))).unwrap();
+        let mails = crate::verification::outbox_mails(&server.data_dir());
+        let mail = mails.iter().find(|mail| mail.contains(ticket)).unwrap_or_else(|| panic!("no outbox mail for {ticket}: {mails:?}"));
         assert!(mail.contains("To: support@mockforge.dev"), "{mail}");
         assert!(mail.contains(&format!("Reply-To: {}", account.email)));
         assert!(mail.contains("My deployment is failing."));

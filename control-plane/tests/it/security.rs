@@ -6,7 +6,12 @@ use serde_json::{json, Value};
 use crate::backend_tests;
 use crate::harness::{assert_error, read, TestServer, PASSWORD};
 
-async fn login_from(server: &TestServer, client: &reqwest::Client, email: &str, password: &str) -> (StatusCode, Value, Option<u64>) {
+async fn login_from(
+    server: &TestServer,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+) -> (StatusCode, Value, Option<u64>) {
     let response = client
         .post(server.url("/api/v1/auth/login"))
         .json(&json!({ "email": email, "password": password }))

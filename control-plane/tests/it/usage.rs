@@ -39,7 +39,13 @@ fn log(deployment_id: Uuid, status: u16, at_unix_ms: i64, request_id: &str) -> R
 }
 
 fn batch(node: &str, start_ms: i64, usage: Vec<DeploymentUsage>, logs: Vec<RequestLog>) -> TelemetryBatch {
-    TelemetryBatch { node: node.to_owned(), window_start_unix_ms: start_ms, window_end_unix_ms: start_ms + 10_000, usage, logs }
+    TelemetryBatch {
+        node: node.to_owned(),
+        window_start_unix_ms: start_ms,
+        window_end_unix_ms: start_ms + 10_000,
+        usage,
+        logs,
+    }
 }
 
 backend_tests! {

@@ -3,10 +3,10 @@
 
 mod chaos;
 mod connection;
-mod hot_swap;
 mod lifecycle;
 mod limits;
 mod plugins;
+mod proxy;
 mod routing;
 mod support;
 mod telemetry;

@@ -41,7 +41,7 @@ impl PluginSource for FakeSource {
     }
 }
 
-/// A deployment of `document` whose configuration lists one plugin.
+/// Builds a deployment of `document` whose configuration lists one plugin.
 fn with_plugin(org: &str, slug: &str, document: &str, name: &str, checksum: &str, config: serde_json::Value) -> DeploymentRecord {
     let mut record = record(org, slug, document);
     record.config = json!({

@@ -1,4 +1,11 @@
 //! Snapshot replacement under load: every response stays correct while the snapshot changes.
+//!
+//! This is its own test binary, so its load does not slow down the timing-sensitive tests in
+//! `tests/it` (cargo runs test binaries one after another).
+
+#[allow(dead_code)]
+#[path = "it/support.rs"]
+mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -7,7 +14,7 @@ use std::time::Duration;
 use mockforge_snapshot::DeploymentRecord;
 use serde_json::json;
 
-use crate::support::{record, FakeFeed, TestEdge};
+use support::{record, FakeFeed, TestEdge};
 
 const DEPLOYMENTS: usize = 1000;
 const ORGS: usize = 10;

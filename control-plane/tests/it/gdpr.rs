@@ -1,0 +1,192 @@
+//! The data export and account deletion.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::backend_tests;
+use crate::harness::{assert_error, create_deployment, TestServer, PASSWORD};
+
+/// Runs `sql` with `id` as `$1` directly in the test server's database and returns the single
+/// `BIGINT` it selects.
+async fn count_rows(server: &TestServer, sql: &'static str, id: Uuid) -> i64 {
+    match &server.config.database_url {
+        Some(url) => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let count: i64 = sqlx::query_scalar(sql).bind(id).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            count
+        }
+        None => {
+            let url = format!("sqlite://{}", server.data_dir().join("mockforge.db").display());
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            let count: i64 = sqlx::query_scalar(sql).bind(id).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            count
+        }
+    }
+}
+
+/// Inserts an audit entry by `user_id` into `org_id` with an IP address and a user agent,
+/// directly in the database, as if the user had acted in another user's organization.
+async fn insert_foreign_audit_entry(server: &TestServer, org_id: Uuid, user_id: Uuid) -> Uuid {
+    let id = Uuid::new_v4();
+    let sql = "INSERT INTO audit_logs (id, org_id, user_id, event_type, description, metadata, ip_address, user_agent, created_at) \
+               VALUES ($1, $2, $3, 'test_event', 'Acted in another organization', $4, '203.0.113.9', 'test-agent', $5)";
+    let metadata = sqlx::types::Json(json!({}));
+    match &server.config.database_url {
+        Some(url) => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            sqlx::query(sql).bind(id).bind(org_id).bind(user_id).bind(metadata).bind(chrono::Utc::now()).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        None => {
+            let url = format!("sqlite://{}", server.data_dir().join("mockforge.db").display());
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            sqlx::query(sql).bind(id).bind(org_id).bind(user_id).bind(metadata).bind(chrono::Utc::now()).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+    id
+}
+
+async fn login(server: &TestServer, email: &str) -> (StatusCode, Value) {
+    let body = json!({ "email": email, "password": PASSWORD });
+    server.request(Method::POST, "/api/v1/auth/login", None, Some(&body)).await
+}
+
+backend_tests! {
+    async fn export_contains_user_data(backend) {
+        let server = TestServer::start(backend, |_| {}).await;
+        let account = server.register("zelda").await;
+        let stranger = server.register("anton").await;
+        let token = server.api_token(&account, &["read", "write", "admin"]).await;
+        create_deployment(&server, &account.token, "Exported").await;
+        create_deployment(&server, &stranger.token, "Not mine").await;
+        let request = json!({ "category": "other", "priority": "low", "subject": "Hello", "message": "Export me." });
+        server.post("/api/v1/support/contact", &account.token, &request).await;
+
+        let (status, export) = server.get("/api/v1/gdpr/export", &account.token).await;
+        assert_eq!(status, StatusCode::OK, "{export}");
+        assert_eq!(export["user_data"]["email"], account.email.as_str());
+        assert_eq!(export["organizations"].as_array().unwrap().len(), 1);
+        assert_eq!(export["organizations"][0]["role"], "owner");
+        assert_eq!(export["deployments"].as_array().unwrap().len(), 1);
+        assert_eq!(export["deployments"][0]["name"], "Exported");
+        assert_eq!(export["api_tokens"].as_array().unwrap().len(), 1);
+        assert_eq!(export["support_tickets"][0]["message"], "Export me.");
+        assert!(export["audit_logs"].as_array().unwrap().len() >= 3);
+        assert!(export["exported_at"].is_string());
+        let text = export.to_string();
+        assert!(!text.contains(&token), "the export contains an API token");
+        assert!(!text.contains(PASSWORD) && !text.contains("argon2"), "the export contains the password or its hash");
+        assert!(!text.contains("token_hash"));
+
+        let (status, body) = server.get("/api/v1/gdpr/export", &token).await;
+        assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+        let (status, body) = server.request(Method::GET, "/api/v1/gdpr/export", None, None).await;
+        assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    }
+
+    async fn delete_requires_confirmation(backend) {
+        let server = TestServer::start(backend, |_| {}).await;
+        let account = server.register("conny").await;
+        for body in [json!({}), json!({ "confirm": false }), json!({ "confirm": "yes" }), json!({ "confirm": 1 })] {
+            let (status, response) = server.post("/api/v1/gdpr/delete", &account.token, &body).await;
+            assert_error(status, &response, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+            assert_eq!(response["details"]["field"], "confirm", "{body}: {response}");
+        }
+        let token = server.api_token(&account, &["read", "write", "admin"]).await;
+        let (status, body) = server.post("/api/v1/gdpr/delete", &token, &json!({ "confirm": true })).await;
+        assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+
+        let (status, body) = server.get("/api/v1/organizations", &account.token).await;
+        assert_eq!(status, StatusCode::OK, "a rejected request must not lock the account: {body}");
+    }
+
+    async fn delete_locks_account_at_once(backend) {
+        let server = TestServer::start(backend, |_| {}).await;
+        let account = server.register("lotte").await;
+        let token = server.api_token(&account, &["read", "write"]).await;
+        create_deployment(&server, &account.token, "Locked").await;
+
+        let (status, body) = server.post("/api/v1/gdpr/delete", &account.token, &json!({ "confirm": true })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["message"], "Data deletion initiated. This action cannot be undone.");
+        let scheduled: chrono::DateTime<chrono::Utc> = body["deletion_scheduled_at"].as_str().unwrap().parse().unwrap();
+        let expected = chrono::Utc::now() + chrono::Duration::hours(24);
+        assert!((scheduled - expected).num_seconds().abs() < 60, "{scheduled} is not about 24 hours from now");
+
+        let (status, body) = server.get("/api/v1/organizations", &account.token).await;
+        assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+        let (status, body) = server.get("/api/v1/deployments", &token).await;
+        assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+        let (status, body) = login(&server, &account.email).await;
+        assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+        let (status, body) = server.request(Method::POST, "/api/v1/auth/token/refresh", None, Some(&json!({ "token": account.token }))).await;
+        assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+
+        // Within the grace period a restart deletes nothing, and the account stays locked.
+        let server = server.restart().await;
+        let user_id: Uuid = account.user_id.parse().unwrap();
+        assert_eq!(count_rows(&server, "SELECT COUNT(*) FROM users WHERE id = $1", user_id).await, 1);
+        let (status, body) = login(&server, &account.email).await;
+        assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    }
+
+    async fn delete_purges_after_grace_period(backend) {
+        let server = TestServer::start(backend, |config| config.gdpr_grace_period = Duration::ZERO).await;
+        let account = server.register("paula").await;
+        let other = server.register("otto").await;
+        let user_id: Uuid = account.user_id.parse().unwrap();
+        let org_id: Uuid = server.personal_org(&account).await["id"].as_str().unwrap().parse().unwrap();
+        let other_org_id: Uuid = server.personal_org(&other).await["id"].as_str().unwrap().parse().unwrap();
+        server.api_token(&account, &["read"]).await;
+        let deployment = create_deployment(&server, &account.token, "Doomed").await;
+        let deployment_id: Uuid = deployment["id"].as_str().unwrap().parse().unwrap();
+        let kept_deployment = create_deployment(&server, &other.token, "Kept").await;
+        // A document only the deleted account uses goes with it. The shared petstore stays.
+        let mut own_document = crate::harness::petstore();
+        own_document["info"]["title"] = json!("Paula's own API");
+        let (status, own) = server.post("/api/v1/deployments", &account.token, &json!({ "name": "Own", "openapi_spec": own_document })).await;
+        assert_eq!(status, StatusCode::CREATED, "{own}");
+        let documents = server.data_dir().join("artifacts").join("documents");
+        let own_path = documents.join(format!("{}.json", own["document_sha256"].as_str().unwrap()));
+        let shared_path = documents.join(format!("{}.json", kept_deployment["document_sha256"].as_str().unwrap()));
+        assert!(own_path.exists() && shared_path.exists());
+        let foreign_entry = insert_foreign_audit_entry(&server, other_org_id, user_id).await;
+        let before = server.feed.changes_since(0).await.unwrap();
+        assert_eq!(before.upserts.len(), 3);
+
+        let (status, body) = server.post("/api/v1/gdpr/delete", &account.token, &json!({ "confirm": true })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        // The job runs when the control plane starts.
+        let server = server.restart().await;
+
+        let delta = server.feed.changes_since(before.version).await.unwrap();
+        assert!(delta.version > before.version, "the deletion must bump the configuration version");
+        assert!(delta.removals.contains(&deployment_id), "{:?}", delta.removals);
+        let snapshot = server.feed.changes_since(0).await.unwrap();
+        let served: Vec<String> = snapshot.upserts.iter().map(|record| record.id.to_string()).collect();
+        assert_eq!(served, vec![kept_deployment["id"].as_str().unwrap().to_owned()]);
+
+        assert_eq!(count_rows(&server, "SELECT COUNT(*) FROM users WHERE id = $1", user_id).await, 0);
+        assert_eq!(count_rows(&server, "SELECT COUNT(*) FROM organizations WHERE id = $1", org_id).await, 0);
+        assert_eq!(count_rows(&server, "SELECT COUNT(*) FROM deployments WHERE org_id = $1", org_id).await, 0);
+        assert_eq!(count_rows(&server, "SELECT COUNT(*) FROM api_tokens WHERE user_id = $1", user_id).await, 0);
+        assert_eq!(count_rows(&server, "SELECT COUNT(*) FROM audit_logs WHERE user_id = $1", user_id).await, 0);
+        let anonymised = "SELECT COUNT(*) FROM audit_logs WHERE id = $1 AND user_id IS NULL AND ip_address IS NULL AND user_agent IS NULL";
+        assert_eq!(count_rows(&server, anonymised, foreign_entry).await, 1, "the audit entry must be kept and anonymised");
+
+        let (status, body) = server.get("/api/v1/deployments", &other.token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body.as_array().unwrap().len(), 1, "{body}");
+        assert!(!own_path.exists(), "the deleted account's own document must be removed");
+        assert!(shared_path.exists(), "a document another deployment uses must be kept");
+
+        // The e-mail address is free again.
+        server.register("paula").await;
+    }
+}

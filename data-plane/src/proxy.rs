@@ -1,0 +1,268 @@
+//! Forwarding to a real API per deployment, read from `config_json.proxy`:
+//!
+//! ```json
+//! {"proxy": {"upstream": "https://api.example.com/v1", "mode": "unmatched"}}
+//! ```
+//!
+//! `mode` `all` forwards every request; `unmatched` (the default) forwards only requests that no
+//! operation of the document matches. The path below the deployment is appended to the
+//! upstream's path. Upstreams that resolve to loopback, private, link-local or other non-public
+//! addresses are rejected unless `EdgeConfig::allow_private_upstreams` is set.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::Method;
+use mockforge_engine::Mock;
+use serde_json::Value;
+
+/// Forwarding mode: every request, or only those that no operation matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyMode {
+    All,
+    Unmatched,
+}
+
+/// A deployment's upstream settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyConfig {
+    /// True for `https` upstreams.
+    pub tls: bool,
+    /// Host name or IP address, without brackets for IPv6.
+    pub host: String,
+    pub port: u16,
+    /// Path prefix of the upstream URL, without a trailing slash (empty for none).
+    pub base_path: String,
+    pub mode: ProxyMode,
+}
+
+impl ProxyConfig {
+    /// Parses `config.proxy`. Returns `Ok(None)` when the key is absent or null.
+    pub fn from_config(config: &Value) -> Result<Option<ProxyConfig>, String> {
+        let Some(proxy) = config.get("proxy").filter(|value| !value.is_null()) else {
+            return Ok(None);
+        };
+        parse(proxy).map(Some).map_err(|problem| {
+            format!("the proxy configuration is invalid: /config_json/proxy{problem}")
+        })
+    }
+
+    /// Returns true when a request with this method and path below the deployment goes to the
+    /// upstream.
+    pub fn forwards(&self, mock: &Mock, method: &Method, path: &str) -> bool {
+        match self.mode {
+            ProxyMode::All => true,
+            ProxyMode::Unmatched => mock.find_operation(method, path).is_none(),
+        }
+    }
+
+    /// Returns the upstream URL for messages, for example `https://api.example.com:443/v1`.
+    pub fn display_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}:{}{}", self.host, self.port, self.base_path)
+    }
+
+    /// Resolves the upstream host and returns its first address, rejecting non-public
+    /// addresses unless `allow_private` is set.
+    pub async fn resolve(&self, allow_private: bool) -> Result<SocketAddr, String> {
+        let addresses = tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .map_err(|error| format!("failed to resolve upstream host {}: {error}", self.host))?;
+        let mut rejected = None;
+        for address in addresses {
+            if allow_private || is_public(address.ip()) {
+                return Ok(address);
+            }
+            rejected = Some(address.ip());
+        }
+        match rejected {
+            Some(ip) => Err(format!(
+                "upstream host {} resolves to the non-public address {ip}, which the edge does not forward to",
+                self.host
+            )),
+            None => Err(format!("upstream host {} has no address", self.host)),
+        }
+    }
+}
+
+/// Returns true for addresses on the public internet: not loopback, private, link-local,
+/// shared (100.64/10), unspecified, multicast, documentation or unique-local.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => {
+            let [first, second, ..] = ip.octets();
+            !(ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.is_multicast()
+                || ip.is_documentation()
+                || first == 0
+                || (first == 100 && (64..128).contains(&second)))
+        }
+        IpAddr::V6(ip) => {
+            if let Some(mapped) = ip.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(mapped));
+            }
+            let first = ip.segments()[0];
+            !(ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+fn parse(proxy: &Value) -> Result<ProxyConfig, String> {
+    let Value::Object(object) = proxy else {
+        return Err(format!(": must be an object, not {proxy}"));
+    };
+    for key in object.keys() {
+        if !matches!(key.as_str(), "upstream" | "mode" | "operations") {
+            return Err(format!(
+                "/{key}: unknown key; expected upstream, mode or operations"
+            ));
+        }
+    }
+    if object.get("operations").is_some_and(|value| !value.is_null()) {
+        // TODO: support `operations` once the engine reports the operation id a request matched.
+        return Err("/operations: limiting the proxy to operations is not supported yet".to_owned());
+    }
+    let mode = match object.get("mode") {
+        None | Some(Value::Null) => ProxyMode::Unmatched,
+        Some(Value::String(mode)) if mode == "unmatched" => ProxyMode::Unmatched,
+        Some(Value::String(mode)) if mode == "all" => ProxyMode::All,
+        Some(other) => {
+            return Err(format!(
+                "/mode: must be \"unmatched\" or \"all\", not {other}"
+            ))
+        }
+    };
+    let Some(Value::String(upstream)) = object.get("upstream") else {
+        return Err("/upstream: missing; set an http:// or https:// URL".to_owned());
+    };
+    parse_url(upstream, mode).map_err(|problem| format!("/upstream: {problem}"))
+}
+
+/// Parses `http[s]://host[:port][/path]`. Query strings, fragments and credentials are rejected.
+fn parse_url(url: &str, mode: ProxyMode) -> Result<ProxyConfig, String> {
+    let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        return Err(format!("{url:?} must start with http:// or https://"));
+    };
+    if rest.contains(['?', '#', '@']) {
+        return Err(format!(
+            "{url:?} must not contain a query, fragment or credentials"
+        ));
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => rest.split_at(slash),
+        None => (rest, ""),
+    };
+    let default_port = if tls { 443 } else { 80 };
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let (host, after) = bracketed
+            .split_once(']')
+            .ok_or_else(|| format!("{url:?} has an unclosed IPv6 address"))?;
+        let port = match after.strip_prefix(':') {
+            Some(port) => parse_port(port, url)?,
+            None if after.is_empty() => default_port,
+            None => return Err(format!("{url:?} has an invalid authority")),
+        };
+        (host, port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, parse_port(port, url)?),
+            None => (authority, default_port),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(ProxyConfig {
+        tls,
+        host: host.to_owned(),
+        port,
+        base_path: path.trim_end_matches('/').to_owned(),
+        mode,
+    })
+}
+
+fn parse_port(port: &str, url: &str) -> Result<u16, String> {
+    port.parse()
+        .map_err(|_| format!("{url:?} has an invalid port {port:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse_proxy(proxy: Value) -> Result<Option<ProxyConfig>, String> {
+        ProxyConfig::from_config(&json!({ "proxy": proxy }))
+    }
+
+    #[test]
+    fn upstream_url_parses() {
+        let config = parse_proxy(json!({"upstream": "https://api.example.com/v1/", "mode": "all"}))
+            .unwrap()
+            .unwrap();
+        assert!(config.tls);
+        assert_eq!(config.host, "api.example.com");
+        assert_eq!(config.port, 443);
+        assert_eq!(config.base_path, "/v1");
+        assert_eq!(config.mode, ProxyMode::All);
+
+        let config = parse_proxy(json!({"upstream": "http://[::1]:8081"}))
+            .unwrap()
+            .unwrap();
+        assert!(!config.tls);
+        assert_eq!(config.host, "::1");
+        assert_eq!(config.port, 8081);
+        assert_eq!(config.base_path, "");
+        assert_eq!(config.mode, ProxyMode::Unmatched);
+    }
+
+    #[test]
+    fn invalid_proxy_configs_name_the_problem() {
+        let cases = [
+            (json!("https://x"), "/config_json/proxy: must be an object"),
+            (json!({}), "/config_json/proxy/upstream: missing"),
+            (json!({"upstream": "ftp://x"}), "must start with http://"),
+            (json!({"upstream": "https://x?y=1"}), "must not contain a query"),
+            (json!({"upstream": "https://x:port"}), "invalid port"),
+            (json!({"upstream": "https://x", "mode": "some"}), "/config_json/proxy/mode"),
+            (json!({"upstream": "https://x", "operations": ["getPet"]}), "not supported yet"),
+        ];
+        for (proxy, expected) in cases {
+            let error = parse_proxy(proxy.clone()).unwrap_err();
+            assert!(error.contains(expected), "{proxy}: {error}");
+        }
+    }
+
+    #[test]
+    fn non_public_addresses_are_detected() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip} counted as public");
+        }
+        for ip in ["93.184.216.34", "2606:4700::1111"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip} counted as non-public");
+        }
+    }
+}
