@@ -34,7 +34,7 @@ pub struct SettingArgs {
     #[arg(long, env = "MOCKFORGE_EDGE_ADMIN_LISTEN", value_name = "ADDR")]
     pub admin_listen: Option<String>,
 
-    /// Database URL: `sqlite://PATH` or `postgres://...` [default: a SQLite file in the data directory].
+    /// Database URL: `sqlite:PATH` or `postgres://...` [default: a SQLite file in the data directory].
     #[arg(long, env = "MOCKFORGE_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
 
@@ -63,6 +63,16 @@ pub struct SettingArgs {
     /// Timeout in seconds for fetching an OpenAPI document [default: 10].
     #[arg(long, env = "MOCKFORGE_FETCH_TIMEOUT_SECONDS", value_name = "SECONDS")]
     pub fetch_timeout_seconds: Option<String>,
+
+    /// Public base URL of the control-plane API, for e-mailed links and OAuth redirects
+    /// [default: http://{api listen address}].
+    #[arg(long, env = "MOCKFORGE_PUBLIC_API_URL", value_name = "URL")]
+    pub public_api_url: Option<String>,
+
+    /// Directory of the legal Markdown documents (terms.md, privacy.md, dpa.md, faq.md)
+    /// [default: the repository's config/legal].
+    #[arg(long, env = "MOCKFORGE_LEGAL_DIR", value_name = "DIR")]
+    pub legal_dir: Option<String>,
 }
 
 /// Validated settings.
@@ -320,6 +330,8 @@ fn overrides_from(args: &SettingArgs) -> BTreeMap<&'static str, String> {
         ("fetch.allow_private_networks", &args.fetch_allow_private_networks),
         ("fetch.max_document_bytes", &args.fetch_max_document_bytes),
         ("fetch.timeout_seconds", &args.fetch_timeout_seconds),
+        ("public_api_url", &args.public_api_url),
+        ("legal_dir", &args.legal_dir),
     ];
     let mut overrides: BTreeMap<&'static str, String> =
         pairs.into_iter().filter_map(|(key, value)| value.clone().map(|value| (key, value))).collect();
@@ -561,6 +573,18 @@ mod tests {
         assert_eq!(settings.mail.smtp_url.as_deref(), Some("smtp://127.0.0.1:2525"));
         assert_eq!(settings.gdpr_grace_period, Some(Duration::from_secs(7200)));
         assert_eq!(settings.public_api_url, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn api_url_and_legal_dir_flags() {
+        let args = SettingArgs {
+            public_api_url: Some("https://api.example.com".into()),
+            legal_dir: Some("/srv/legal".into()),
+            ..Default::default()
+        };
+        let settings = Settings::resolve(&args, Profile::ControlPlane).unwrap();
+        assert_eq!(settings.public_api_url, "https://api.example.com");
+        assert_eq!(settings.legal_dir, Some(PathBuf::from("/srv/legal")));
     }
 
     #[test]
