@@ -19,14 +19,15 @@ pub enum EdgeError {
         host: Option<String>,
         base_domain: String,
     },
-    /// No served deployment belongs to the organization.
-    #[error("organization {org:?} not found")]
+    /// No served deployment belongs to the organization. A stopped or deleted deployment is not
+    /// served, so the edge cannot tell an unknown organization from one with nothing active.
+    #[error("organization {org:?} has no active deployment; check the organization slug and the deployment's status")]
     UnknownOrg { org: String },
     /// The organization is known but the request has no deployment segment.
     #[error("no deployment in the path; use /{{deployment}}/... for organization {org:?}")]
     MissingDeployment { org: String },
     /// The organization has no served deployment with this slug.
-    #[error("deployment {deployment:?} of organization {org:?} not found")]
+    #[error("deployment {deployment:?} of organization {org:?} is not active; check the slug and the deployment's status")]
     UnknownDeployment { org: String, deployment: String },
     /// The engine did not produce a response.
     #[error("{error}")]

@@ -44,14 +44,18 @@ backend_tests! {
 
     async fn storage_check_reports_error(backend) {
         let server = TestServer::start(backend, |_| {}).await;
-        // A data directory that is no longer a directory cannot take the probe file.
-        std::fs::remove_dir_all(server.data_dir()).unwrap();
+        // A data directory that is no longer a directory cannot take the probe file. The
+        // directory is renamed rather than removed, because background tasks may be writing
+        // into it at this moment.
+        let moved = server.data_dir().with_extension("moved");
+        std::fs::rename(server.data_dir(), &moved).unwrap();
         std::fs::write(server.data_dir(), b"not a directory").unwrap();
         let (status, body) = server.request(Method::GET, "/health/detailed", None, None).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
         assert_eq!(body["status"], "degraded");
         assert_eq!(body["checks"]["storage"], "error");
         std::fs::remove_file(server.data_dir()).unwrap();
+        std::fs::rename(&moved, server.data_dir()).unwrap();
     }
 
     async fn unknown_route_is_404(backend) {
