@@ -104,7 +104,7 @@ macro_rules! account_store {
                 .bind(&token.name)
                 .bind(&token.token_prefix)
                 .bind(&token.token_hash)
-                .bind(token.scopes.join(" "))
+                .bind(crate::store::sql::join_scopes(&token.scopes))
                 .bind(token.last_used_at)
                 .bind(token.expires_at)
                 .bind(token.created_at)

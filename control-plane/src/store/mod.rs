@@ -209,7 +209,6 @@ pub trait Store: Send + Sync + 'static {
     async fn organization(&self, org_id: Uuid) -> Result<Option<Organization>, sqlx::Error>;
     async fn members(&self, org_id: Uuid) -> Result<Vec<Member>, sqlx::Error>;
 
-    async fn insert_token(&self, token: &ApiToken) -> Result<(), sqlx::Error>;
     async fn tokens(&self, org_id: Uuid) -> Result<Vec<ApiToken>, sqlx::Error>;
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>, sqlx::Error>;
     /// Deletes a token of the organization and returns whether it existed.

@@ -99,7 +99,7 @@ pub(crate) fn free_slug(base: &str, existing: &[String]) -> String {
     }
 }
 
-fn join_scopes(scopes: &[String]) -> String {
+pub(crate) fn join_scopes(scopes: &[String]) -> String {
     scopes.join(" ")
 }
 
@@ -481,26 +481,6 @@ macro_rules! sql_store {
                             })
                         })
                         .collect()
-                }
-
-                async fn insert_token(&self, token: &ApiToken) -> Result<(), sqlx::Error> {
-                    sqlx::query(
-                        "INSERT INTO api_tokens (id, org_id, user_id, name, token_prefix, token_hash, scopes, \
-                         last_used_at, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    )
-                    .bind(token.id)
-                    .bind(token.org_id)
-                    .bind(token.user_id)
-                    .bind(&token.name)
-                    .bind(&token.token_prefix)
-                    .bind(&token.token_hash)
-                    .bind(join_scopes(&token.scopes))
-                    .bind(token.last_used_at)
-                    .bind(token.expires_at)
-                    .bind(token.created_at)
-                    .execute(&self.pool)
-                    .await?;
-                    Ok(())
                 }
 
                 async fn tokens(&self, org_id: Uuid) -> Result<Vec<ApiToken>, sqlx::Error> {
