@@ -3,7 +3,7 @@
 #
 # Cargo calls this through the CMAKE variable set in .cargo/config.toml. On Debian and Ubuntu it
 # installs the `cmake` package with apt-get (as root, or through sudo when that works without a
-# password); elsewhere it stops with a message that says what to install.
+# password); elsewhere it stops with a message naming the package to install.
 set -eu
 
 find_cmake() {

@@ -118,7 +118,7 @@ pub struct MailSettings {
     pub support_address: Option<String>,
 }
 
-/// Stripe billing. Without a secret key, checkout answers that billing is not configured.
+/// Stripe billing. Without a secret key, checkout returns a "billing is not configured" error.
 #[derive(Debug, Clone, Default)]
 pub struct StripeSettings {
     pub secret_key: Option<String>,
@@ -336,7 +336,7 @@ fn overrides_from(args: &SettingArgs) -> BTreeMap<&'static str, String> {
     let mut overrides: BTreeMap<&'static str, String> =
         pairs.into_iter().filter_map(|(key, value)| value.clone().map(|value| (key, value))).collect();
     // Secrets and rarely changed settings have no flag, because flags are visible to every user
-    // in the process list; they come from the environment or the file.
+    // in the process list. They come from the environment or the file.
     for (key, flag, variable) in KEYS {
         if flag.is_empty() {
             if let Ok(value) = std::env::var(variable) {

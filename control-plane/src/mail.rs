@@ -24,7 +24,7 @@ pub struct OutgoingMail {
     pub body: String,
 }
 
-/// Where a message went.
+/// Destination a message was delivered to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
     /// Accepted by the SMTP server.

@@ -38,7 +38,7 @@ pub use describe::{ResponseSchema, SampleRequest};
 pub use mock::{Mock, MockError, MockRequest, MockResponse, VALIDATION_WARNING_HEADER};
 pub use options::{MockOptions, Validation};
 
-/// How bad a compile-time finding is.
+/// Severity of a compile-time finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {

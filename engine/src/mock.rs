@@ -210,7 +210,7 @@ pub(crate) enum HeaderSource {
     Schema(SchemaId),
 }
 
-/// A request as the engine sees it. `path` is the raw (still percent-encoded) path below the
+/// A request as the engine receives it. `path` is the raw (still percent-encoded) path below the
 /// deployment prefix, starting with `/`.
 pub struct MockRequest<'a> {
     pub method: &'a Method,
@@ -228,7 +228,7 @@ pub struct MockResponse {
     pub body: Bytes,
 }
 
-/// Why a request got no mock response. The server turns each into its error format.
+/// Reason a request got no mock response. The server turns each into its error format.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum MockError {
     #[error("no route matches {method} {path}")]

@@ -17,19 +17,19 @@ pub enum Validation {
 /// Per-deployment settings, read from a deployment's `config_json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MockOptions {
-    /// Answer CORS preflights and add CORS headers to responses. Default: on.
+    /// Respond to CORS preflights and add CORS headers to responses. Default: on.
     pub cors_enabled: bool,
     /// Expand request placeholders such as `{{request.path.id}}` in response bodies (see the
     /// `template` module for the list). Default: off.
     pub response_template_expand: bool,
-    /// Request validation mode. Default: enforce. `enforce` answers an invalid request with the
+    /// Request validation mode. Default: enforce. `enforce` responds to an invalid request with the
     /// operation's own 422 or 400 response, else a 422 `application/problem+json` document,
     /// `warn` serves it and lists the violations in the `x-mockforge-validation` response
     /// header, and `off` skips the checks.
     pub validation: Validation,
     /// Treat `/users/` and `/users` as the same path. Default: off.
     pub ignore_trailing_slash: bool,
-    /// Answer `NotAcceptable` (406) when no declared media type satisfies `Accept`. When off,
+    /// Return `NotAcceptable` (406) when no declared media type satisfies `Accept`. When off,
     /// such a request gets the first declared media type. Default: on.
     pub strict_accept: bool,
 }

@@ -11,7 +11,7 @@ use crate::FeedError;
 /// counts everything slower.
 pub const LATENCY_BUCKETS_MS: [f64; 10] = [1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 5000.0];
 
-/// What one edge counted for one deployment during one reporting window.
+/// Counts of one edge for one deployment during one reporting window.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentUsage {
     pub deployment_id: Uuid,
@@ -53,7 +53,7 @@ pub struct TelemetryBatch {
     pub logs: Vec<RequestLog>,
 }
 
-/// Where an edge sends its telemetry: the control plane, in process or over HTTP.
+/// Destination of an edge's telemetry: the control plane, in process or over HTTP.
 #[async_trait::async_trait]
 pub trait TelemetrySink: Send + Sync + 'static {
     /// Stores one batch. A batch that returns an error is retried by the edge, so

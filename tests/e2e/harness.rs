@@ -46,7 +46,7 @@ impl Drop for TempDir {
     }
 }
 
-/// A `mockforge` command with a clean environment of settings.
+/// Builds a `mockforge` command without the caller's MockForge settings in its environment.
 pub fn mockforge() -> Command {
     let mut command = Command::new(BINARY);
     for variable in INHERITED_SETTINGS {
@@ -103,7 +103,7 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// The edge's loopback address, to call a mock URL while keeping its Host header.
+    /// Returns the edge's loopback address, for calling a mock URL with its Host header.
     pub fn edge(&self) -> String {
         format!("http://127.0.0.1:{}", self.edge_port)
     }
@@ -263,7 +263,7 @@ impl Drop for FileServer {
     }
 }
 
-/// Returns the corpus directory when it holds `file`. Without the corpus the test is skipped
+/// Returns the path of `file` when the corpus directory contains it. Without the corpus the test is skipped
 /// with a note, unless `MOCKFORGE_REQUIRE_CORPUS` is set, as in CI.
 pub fn corpus_file(file: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("MOCKFORGE_SPEC_CORPUS")

@@ -19,7 +19,7 @@ use crate::store::{now, AuditEntry, AuditQuery};
 
 const LIMIT_DEFAULT: i64 = 50;
 const LIMIT_MAX: i64 = 1000;
-/// Longest user agent stored; longer values are cut at a character boundary.
+/// Maximum user agent length stored; longer values are cut at a character boundary.
 const USER_AGENT_MAX: usize = 512;
 
 /// Where a request came from: the connection's peer address and the `User-Agent` header.

@@ -18,7 +18,7 @@ use crate::state::AppState;
 
 /// Default metrics range when `start_time` is not given.
 const METRICS_DEFAULT_RANGE: Duration = Duration::hours(1);
-/// Longest metrics range.
+/// Maximum metrics range.
 const METRICS_MAX_DAYS: i64 = 90;
 const PERIOD_DAYS: i64 = 30;
 const SECONDS_PER_DAY: i64 = 86_400;

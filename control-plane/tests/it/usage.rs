@@ -73,7 +73,8 @@ backend_tests! {
         assert_eq!(metrics["bytes_out"], 2000);
         let per_minute = metrics["requests_per_minute"].as_f64().unwrap();
         assert!((per_minute - 100.0 / 60.0).abs() < 0.01, "{per_minute}");
-        assert!(metrics["period_start"].is_string() && metrics["period_end"].is_string());
+        assert!(metrics["period_start"].is_string(), "{metrics}");
+        assert!(metrics["period_end"].is_string(), "{metrics}");
 
         // A range that ends before the traffic shows nothing.
         let end = (Utc::now() - chrono::Duration::minutes(10)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -209,7 +210,9 @@ backend_tests! {
         let start: chrono::DateTime<Utc> = usage["period_start"].as_str().unwrap().parse().unwrap();
         let end: chrono::DateTime<Utc> = usage["period_end"].as_str().unwrap().parse().unwrap();
         assert_eq!(end - start, chrono::Duration::days(30) - chrono::Duration::seconds(1));
-        assert!(start <= Utc::now() && Utc::now() <= end);
+        let now = Utc::now();
+        assert!(start <= now, "{start} is after {now}");
+        assert!(now <= end, "{end} is before {now}");
 
         let (status, history) = server.get("/api/v1/usage/history", &account.token).await;
         assert_eq!(status, StatusCode::OK, "{history}");
