@@ -55,7 +55,7 @@ backend_tests! {
         let deployment = create_deployment(&server, &account.token, "Metered").await;
         let id: Uuid = deployment["id"].as_str().unwrap().parse().unwrap();
         let org_id: Uuid = deployment["org_id"].as_str().unwrap().parse().unwrap();
-        let start_ms = Utc::now().timestamp_millis() - 120_000;
+        let start_ms = recent_window_start_ms(120_000);
 
         let first = batch("edge-a", start_ms, vec![usage(id, org_id, &[(200, 90), (404, 5)], 950.0)], vec![]);
         server.telemetry.report_telemetry(first.clone()).await.unwrap();
@@ -120,7 +120,7 @@ backend_tests! {
         // An edge that reports another organization's id for a deployment cannot move usage.
         let stranger_org: Uuid = server.personal_org(&stranger).await["id"].as_str().unwrap().parse().unwrap();
         let deployment_id: Uuid = id.parse().unwrap();
-        let report = batch("edge-a", Utc::now().timestamp_millis() - 60_000, vec![usage(deployment_id, stranger_org, &[(200, 7)], 7.0)], vec![]);
+        let report = batch("edge-a", recent_window_start_ms(60_000), vec![usage(deployment_id, stranger_org, &[(200, 7)], 7.0)], vec![]);
         server.telemetry.report_telemetry(report).await.unwrap();
         let (_, usage) = server.get("/api/v1/usage", &stranger.token).await;
         assert_eq!(usage["requests"], 0);
@@ -237,4 +237,13 @@ backend_tests! {
         let (status, body) = server.request(Method::GET, "/api/v1/usage", None, None).await;
         assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     }
+}
+
+/// Returns the time `ago_ms` milliseconds before now, but not before today's UTC midnight.
+/// Usage periods start on the UTC day the organization was created, so a window on the
+/// previous day would fall outside the period when a test runs just after midnight.
+fn recent_window_start_ms(ago_ms: i64) -> i64 {
+    let now = Utc::now();
+    let today_ms = now.date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis();
+    (now.timestamp_millis() - ago_ms).max(today_ms)
 }
