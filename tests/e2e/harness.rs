@@ -151,6 +151,19 @@ impl Api {
         self.send(reqwest::Method::GET, path, None).await
     }
 
+    /// Sends `GET path` for a polling loop: a 429 from the API's rate limit is waited out for
+    /// its `retry_after_seconds`, as a well-behaved client does, and the request is sent again.
+    pub async fn poll(&self, path: &str) -> (u16, Value) {
+        loop {
+            let (status, body) = self.get(path).await;
+            if status != 429 {
+                return (status, body);
+            }
+            let retry_after = body["details"]["retry_after_seconds"].as_u64().unwrap_or(1).max(1);
+            tokio::time::sleep(Duration::from_secs(retry_after)).await;
+        }
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.send(reqwest::Method::POST, path, Some(body)).await
     }
@@ -187,7 +200,7 @@ pub async fn customer(server: &Server, username: &str) -> Api {
 pub async fn wait_for_status(api: &Api, id: &str, expected: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (status, body) = api.get(&format!("/api/v1/deployments/{id}")).await;
+        let (status, body) = api.poll(&format!("/api/v1/deployments/{id}")).await;
         assert_eq!(status, 200, "{body}");
         if body["status"] == expected {
             return body;

@@ -171,7 +171,7 @@ async fn set_status(api: &Api, id: &str, target: &str) {
 async fn wait_for_edges(admin: &Api, cluster: &Cluster, what: &str, check: impl Fn(&Value) -> bool) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (status, body) = admin.get("/api/v1/admin/edges").await;
+        let (status, body) = admin.poll("/api/v1/admin/edges").await;
         assert_eq!(status, 200, "{body}");
         let edges = body["edges"].as_array().cloned().unwrap_or_default();
         if edges.len() == cluster.edges.len() && edges.iter().all(&check) {
@@ -431,7 +431,7 @@ async fn traffic_on_both_edges_adds_up() {
     // Edges report every 5 s; the control plane adds up the batches of both.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (status, metrics) = api.get(&format!("/api/v1/deployments/{id}/metrics")).await;
+        let (status, metrics) = api.poll(&format!("/api/v1/deployments/{id}/metrics")).await;
         assert_eq!(status, 200, "{metrics}");
         if metrics["requests_total"] == expected {
             assert_eq!(metrics["status_codes"]["200"], expected, "{metrics}");
