@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Load comparison on loopback: nginx returning a fixed body, `mockforge mock` (single-document
-# mode) and a hosted-mode edge (tenant routing, plan limits and telemetry on every request),
-# each driven by wrk with the same settings in one run. Prism, Mockoon and WireMock are added
+# Load comparison on loopback, with requests/s, latency and CPU time per request for each server.
+# The servers: nginx returning a fixed body, pingora's bare HTTP server returning the same body
+# (the framework's floor), `mockforge mock` (single-document mode) and a hosted-mode edge
+# (tenant routing, plan limits and telemetry on every request). wrk drives each of them with the
+# same settings in one run. Prism, Mockoon and WireMock are added
 # when their commands are installed.
 #
 # Usage: benches/load/run.sh
 # Settings (environment): DURATION (default 10s), CONNECTIONS (32), THREADS (1),
-# BASE_PORT (18081; the servers use BASE_PORT to BASE_PORT+5).
+# BASE_PORT (18081; the servers use BASE_PORT to BASE_PORT+6).
 # Installs wrk and nginx with apt-get when missing, so it needs root for the first run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,6 +25,7 @@ EDGE_PORT=$((BASE_PORT + 2))
 PRISM_PORT=$((BASE_PORT + 3))
 MOCKOON_PORT=$((BASE_PORT + 4))
 WIREMOCK_PORT=$((BASE_PORT + 5))
+FLOOR_PORT=$((BASE_PORT + 6))
 DOCUMENT=$PWD/benches/load/petstore.yaml
 # The body of `GET /pets` in petstore.yaml, as the engine serializes it.
 PETS_BODY='[{"id":1,"name":"Rex","tag":"dog"},{"id":2,"name":"Tom","tag":"cat"}]'
@@ -88,64 +91,105 @@ http {
 }
 EOF
   /usr/sbin/nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
-  PIDS+=($!)
+  NGINX_PID=$!
+  PIDS+=("$NGINX_PID")
 }
 
 RESULTS=()
 NGINX_RPS=""
 
-# Runs wrk against a URL and records requests/s, p50 and p99 under a label.
+# Prints a process and all its descendants, so wrappers that start the real server (npm
+# commands, nginx's master) are measured whole.
+process_tree() {
+  local pid=$1 child
+  echo "$pid"
+  for child in $(pgrep -P "$pid"); do
+    process_tree "$child"
+  done
+}
+
+# Prints the CPU time in clock ticks that the given processes used so far (user and system).
+cpu_ticks() {
+  local total=0 pid
+  for pid in "$@"; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+
+# Runs wrk against a URL and records requests/s, p50, p99 and the server's CPU time per request
+# under a label. CPU time per request varies less than requests/s on a busy machine.
 measure() {
   local label=$1 url=$2
-  local output rps p50 p99 ratio
+  shift 2
+  local pids=("$@")
+  local output rps p50 p99 ratio requests before after cpu_us
+  before=$(cpu_ticks "${pids[@]}")
   output=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url")
+  after=$(cpu_ticks "${pids[@]}")
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$output")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$output")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$output")
+  requests=$(awk '/requests in/ {print $1}' <<<"$output")
+  cpu_us=$(awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+    'BEGIN {printf "%.1f", ticks * 1000000 / hz / n}')
   if grep -q "Non-2xx" <<<"$output"; then
     echo "warning: $label got non-2xx responses: $(grep Non-2xx <<<"$output")" >&2
   fi
   [ -z "$NGINX_RPS" ] && NGINX_RPS=$rps
   ratio=$(awk -v rps="$rps" -v base="$NGINX_RPS" 'BEGIN {printf "%.0f%%", 100 * rps / base}')
-  RESULTS+=("$(printf '%-34s %12s %10s %10s %8s' "$label" "$rps" "$p50" "$p99" "$ratio")")
-  echo "measured $label: $rps requests/s, p50 $p50, p99 $p99 ($ratio of nginx)"
+  RESULTS+=("$(printf '%-34s %12s %10s %10s %8s %12s' "$label" "$rps" "$p50" "$p99" "$ratio" "$cpu_us")")
+  echo "measured $label: $rps requests/s, p50 $p50, p99 $p99 ($ratio of nginx), $cpu_us µs CPU per request"
 }
 
 install_missing
 
 echo "building the release binaries (several minutes on a cold cache)"
-cargo build --release -p mockforge-cli -p mockforge-benches --bins --example edge_server
+cargo build --release -p mockforge-cli -p mockforge-benches --bins --example edge_server \
+  --example pingora_floor
 MOCKFORGE=$CARGO_TARGET_DIR/release/mockforge
 EDGE_SERVER=$CARGO_TARGET_DIR/release/examples/edge_server
+PINGORA_FLOOR=$CARGO_TARGET_DIR/release/examples/pingora_floor
 
 start_nginx
 RUST_LOG=warn "$MOCKFORGE" mock "$DOCUMENT" --listen "127.0.0.1:$MOCK_PORT" >"$WORK/mock.log" 2>&1 &
-PIDS+=($!)
+MOCK_PID=$!
+PIDS+=("$MOCK_PID")
 "$EDGE_SERVER" "127.0.0.1:$EDGE_PORT" >"$WORK/edge.log" 2>&1 &
-PIDS+=($!)
+EDGE_PID=$!
+PIDS+=("$EDGE_PID")
+"$PINGORA_FLOOR" "127.0.0.1:$FLOOR_PORT" >"$WORK/floor.log" 2>&1 &
+FLOOR_PID=$!
+PIDS+=("$FLOOR_PID")
 
 wait_ready "http://127.0.0.1:$NGINX_PORT/pets"
 wait_ready "http://127.0.0.1:$MOCK_PORT/pets"
 wait_ready "http://127.0.0.1:$EDGE_PORT/_m/acme/petstore/pets"
+wait_ready "http://127.0.0.1:$FLOOR_PORT/pets"
 
-measure "nginx fixed body" "http://127.0.0.1:$NGINX_PORT/pets"
-measure "mockforge mock, example" "http://127.0.0.1:$MOCK_PORT/pets"
-measure "mockforge mock, generated" "http://127.0.0.1:$MOCK_PORT/owners/42"
-measure "edge hosted, example" "http://127.0.0.1:$EDGE_PORT/_m/acme/petstore/pets"
-measure "edge hosted, generated" "http://127.0.0.1:$EDGE_PORT/_m/acme/petstore/owners/42"
+measure "nginx fixed body" "http://127.0.0.1:$NGINX_PORT/pets" $(process_tree "$NGINX_PID")
+measure "pingora floor, fixed body" "http://127.0.0.1:$FLOOR_PORT/pets" "$FLOOR_PID"
+measure "mockforge mock, example" "http://127.0.0.1:$MOCK_PORT/pets" "$MOCK_PID"
+measure "mockforge mock, generated" "http://127.0.0.1:$MOCK_PORT/owners/42" "$MOCK_PID"
+measure "edge hosted, example" "http://127.0.0.1:$EDGE_PORT/_m/acme/petstore/pets" "$EDGE_PID"
+measure "edge hosted, generated" "http://127.0.0.1:$EDGE_PORT/_m/acme/petstore/owners/42" "$EDGE_PID"
 
 if command -v prism >/dev/null; then
   prism mock --port "$PRISM_PORT" "$DOCUMENT" >"$WORK/prism.log" 2>&1 &
-  PIDS+=($!)
-  wait_ready "http://127.0.0.1:$PRISM_PORT/pets" && measure "prism, example" "http://127.0.0.1:$PRISM_PORT/pets"
+  PRISM_PID=$!
+  PIDS+=("$PRISM_PID")
+  wait_ready "http://127.0.0.1:$PRISM_PORT/pets" \
+    && measure "prism, example" "http://127.0.0.1:$PRISM_PORT/pets" $(process_tree "$PRISM_PID")
 else
   echo "skipped Prism: the prism command is not installed (npm install -g @stoplight/prism-cli)"
 fi
 
 if command -v mockoon-cli >/dev/null; then
   mockoon-cli start --data "$DOCUMENT" --port "$MOCKOON_PORT" >"$WORK/mockoon.log" 2>&1 &
-  PIDS+=($!)
-  wait_ready "http://127.0.0.1:$MOCKOON_PORT/pets" && measure "mockoon, example" "http://127.0.0.1:$MOCKOON_PORT/pets"
+  MOCKOON_PID=$!
+  PIDS+=("$MOCKOON_PID")
+  wait_ready "http://127.0.0.1:$MOCKOON_PORT/pets" \
+    && measure "mockoon, example" "http://127.0.0.1:$MOCKOON_PORT/pets" $(process_tree "$MOCKOON_PID")
 else
   echo "skipped Mockoon: the mockoon-cli command is not installed (npm install -g @mockoon/cli)"
 fi
@@ -157,13 +201,15 @@ if command -v wiremock >/dev/null && command -v java >/dev/null; then
  "response": {"status": 200, "headers": {"Content-Type": "application/json"}, "body": $(printf '%s' "$PETS_BODY" | sed 's/"/\\"/g; s/^/"/; s/$/"/')}}
 EOF
   wiremock --port "$WIREMOCK_PORT" --bind-address 127.0.0.1 --root-dir "$WORK/wiremock" >"$WORK/wiremock.log" 2>&1 &
-  PIDS+=($!)
-  wait_ready "http://127.0.0.1:$WIREMOCK_PORT/pets" && measure "wiremock, stub" "http://127.0.0.1:$WIREMOCK_PORT/pets"
+  WIREMOCK_PID=$!
+  PIDS+=("$WIREMOCK_PID")
+  wait_ready "http://127.0.0.1:$WIREMOCK_PORT/pets" \
+    && measure "wiremock, stub" "http://127.0.0.1:$WIREMOCK_PORT/pets" $(process_tree "$WIREMOCK_PID")
 else
   echo "skipped WireMock: the wiremock command (npm install -g wiremock) or java is not installed"
 fi
 
 echo
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')"
-printf '%-34s %12s %10s %10s %8s\n' "server" "requests/s" "p50" "p99" "vs nginx"
+printf '%-34s %12s %10s %10s %8s %12s\n' "server" "requests/s" "p50" "p99" "vs nginx" "CPU µs/req"
 printf '%s\n' "${RESULTS[@]}"

@@ -34,6 +34,7 @@ pub fn bench_plans() -> PlanTable {
             deployment_rps: Some(u64::MAX / 4),
             max_request_body_bytes: Some(1024 * 1024),
             max_deployments: None,
+            max_storage_bytes: None,
         },
     )]))
 }
@@ -49,6 +50,7 @@ pub fn petstore_record(org: &str, slug: &str) -> DeploymentRecord {
         document: Arc::from(PETSTORE),
         document_sha256: format!("{:064x}", fxhash(PETSTORE)),
         config: serde_json::json!({}),
+        period_start: None,
     }
 }
 
@@ -83,6 +85,7 @@ pub fn petstore_snapshot(count: usize) -> Snapshot {
             config: record.config,
             mock: mock.clone(),
             limits: PlanLimits::default(),
+            period_start: record.period_start,
             chaos: None,
             proxy: None,
         })

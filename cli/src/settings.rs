@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
+use mockforge_edge::TlsConfig;
 use mockforge_snapshot::{PlanLimits, PlanTable};
+
+mod s3;
 
 /// Settings as given on the command line or in the environment, before validation.
 #[derive(Args, Debug, Clone, Default)]
@@ -33,6 +36,34 @@ pub struct SettingArgs {
     /// `off` [default: 127.0.0.1:9091].
     #[arg(long, env = "MOCKFORGE_EDGE_ADMIN_LISTEN", value_name = "ADDR")]
     pub admin_listen: Option<String>,
+
+    /// Maximum number of open client connections on the edge. More get 503 and are closed
+    /// [default: 10000].
+    #[arg(long, env = "MOCKFORGE_EDGE_MAX_CONNECTIONS", value_name = "COUNT")]
+    pub edge_max_connections: Option<String>,
+
+    /// Address of the edge's TLS listener, for example 0.0.0.0:8443; needs --tls-cert and
+    /// --tls-key [default: no TLS listener].
+    #[arg(long, env = "MOCKFORGE_EDGE_TLS_LISTEN", value_name = "ADDR")]
+    pub tls_listen: Option<String>,
+
+    /// PEM certificate chain for `*.{base domain}`, served to every organization subdomain
+    /// without a custom certificate.
+    #[arg(long, env = "MOCKFORGE_EDGE_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<String>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "MOCKFORGE_EDGE_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<String>,
+
+    /// Directory of custom certificates chosen by SNI: NAME.crt with NAME.key serves the server
+    /// name NAME, and a NAME without a dot serves NAME.{base domain}.
+    #[arg(long, env = "MOCKFORGE_EDGE_TLS_CERT_DIR", value_name = "DIR")]
+    pub tls_cert_dir: Option<String>,
+
+    /// Interval in seconds between two checks of the certificate files for changes [default: 5].
+    #[arg(long, env = "MOCKFORGE_EDGE_TLS_RELOAD_INTERVAL_SECONDS", value_name = "SECONDS")]
+    pub tls_reload_interval_seconds: Option<String>,
 
     /// Database URL: `sqlite:PATH` or `postgres://...` [default: a SQLite file in the data directory].
     #[arg(long, env = "MOCKFORGE_DATABASE_URL", value_name = "URL")]
@@ -83,6 +114,10 @@ pub struct Settings {
     pub edge_listen: SocketAddr,
     /// Address of the edge's metrics listener; `None` when turned off.
     pub admin_listen: Option<SocketAddr>,
+    /// The edge's TLS listener; `None` when `tls.listen` is not set.
+    pub edge_tls: Option<TlsConfig>,
+    /// Maximum number of open client connections on the edge.
+    pub edge_max_connections: usize,
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
     /// URL template of hosted mocks, containing `{org}` as the first label of its host.
@@ -108,6 +143,8 @@ pub struct Settings {
     pub oauth: BTreeMap<String, (String, String)>,
     /// Time between a GDPR deletion request and the deletion; `None` keeps the default (24 h).
     pub gdpr_grace_period: Option<Duration>,
+    /// S3-compatible bucket for marketplace files; `None` keeps them in the data directory.
+    pub s3_storage: Option<mockforge_control_plane::s3_storage::S3StorageConfig>,
 }
 
 /// Outgoing e-mail. Without an SMTP URL, messages go to `{data dir}/outbox/`.
@@ -170,6 +207,12 @@ const KEYS: &[(&str, &str, &str)] = &[
     ("api_listen", "--api-listen", "MOCKFORGE_API_LISTEN"),
     ("edge_listen", "--edge-listen", "MOCKFORGE_EDGE_LISTEN"),
     ("admin_listen", "--admin-listen", "MOCKFORGE_EDGE_ADMIN_LISTEN"),
+    ("edge_max_connections", "--edge-max-connections", "MOCKFORGE_EDGE_MAX_CONNECTIONS"),
+    ("tls.listen", "--tls-listen", "MOCKFORGE_EDGE_TLS_LISTEN"),
+    ("tls.cert", "--tls-cert", "MOCKFORGE_EDGE_TLS_CERT"),
+    ("tls.key", "--tls-key", "MOCKFORGE_EDGE_TLS_KEY"),
+    ("tls.cert_dir", "--tls-cert-dir", "MOCKFORGE_EDGE_TLS_CERT_DIR"),
+    ("tls.reload_interval_seconds", "--tls-reload-interval-seconds", "MOCKFORGE_EDGE_TLS_RELOAD_INTERVAL_SECONDS"),
     ("database_url", "--database-url", "MOCKFORGE_DATABASE_URL"),
     ("redis_url", "--redis-url", "MOCKFORGE_REDIS_URL"),
     ("public_edge_url", "--public-edge-url", "MOCKFORGE_PUBLIC_EDGE_URL"),
@@ -193,6 +236,11 @@ const KEYS: &[(&str, &str, &str)] = &[
     ("oauth.google.client_id", "", "MOCKFORGE_OAUTH_GOOGLE_CLIENT_ID"),
     ("oauth.google.client_secret", "", "MOCKFORGE_OAUTH_GOOGLE_CLIENT_SECRET"),
     ("gdpr.grace_period_hours", "", "MOCKFORGE_GDPR_GRACE_PERIOD_HOURS"),
+    ("s3.bucket", "", "MOCKFORGE_S3_BUCKET"),
+    ("s3.endpoint", "", "MOCKFORGE_S3_ENDPOINT"),
+    ("s3.region", "", "MOCKFORGE_S3_REGION"),
+    ("s3.path_style", "", "MOCKFORGE_S3_PATH_STYLE"),
+    ("s3.prefix", "", "MOCKFORGE_S3_PREFIX"),
 ];
 
 /// One raw setting and where it came from, for error messages.
@@ -249,6 +297,14 @@ impl Settings {
             Some(raw) if raw.text.trim().eq_ignore_ascii_case("off") => None,
             raw => Some(parse_or(raw, "127.0.0.1:9091", "a socket address such as 127.0.0.1:9091, or off", problems)),
         };
+        let edge_max_connections = parse_positive(
+            layers.get("edge_max_connections"),
+            mockforge_edge::DEFAULT_MAX_CONNECTIONS as u64,
+            "a positive number of connections",
+            problems,
+        );
+        let edge_max_connections = usize::try_from(edge_max_connections).unwrap_or(usize::MAX);
+        let edge_tls = edge_tls_from(layers, edge_listen, problems);
         let database_url = layers.get("database_url").and_then(|raw| check_database_url(raw, problems));
         let redis_url = layers.get("redis_url").and_then(|raw| check_redis_url(raw, problems));
 
@@ -292,12 +348,15 @@ impl Settings {
         let gdpr_grace_period = layers
             .get("gdpr.grace_period_hours")
             .map(|raw| Duration::from_secs(3600 * parse_positive(Some(raw), 24, "a positive number of hours", problems)));
+        let s3_storage = s3::s3_from(layers, &|variable| std::env::var(variable).ok(), problems);
 
         Settings {
             data_dir,
             api_listen,
             edge_listen,
             admin_listen,
+            edge_tls,
+            edge_max_connections,
             database_url,
             redis_url,
             public_edge_url: public_edge.text,
@@ -313,6 +372,7 @@ impl Settings {
             stripe,
             oauth,
             gdpr_grace_period,
+            s3_storage,
         }
     }
 }
@@ -323,6 +383,12 @@ fn overrides_from(args: &SettingArgs) -> BTreeMap<&'static str, String> {
         ("api_listen", &args.api_listen),
         ("edge_listen", &args.edge_listen),
         ("admin_listen", &args.admin_listen),
+        ("edge_max_connections", &args.edge_max_connections),
+        ("tls.listen", &args.tls_listen),
+        ("tls.cert", &args.tls_cert),
+        ("tls.key", &args.tls_key),
+        ("tls.cert_dir", &args.tls_cert_dir),
+        ("tls.reload_interval_seconds", &args.tls_reload_interval_seconds),
         ("database_url", &args.database_url),
         ("redis_url", &args.redis_url),
         ("public_edge_url", &args.public_edge_url),
@@ -381,7 +447,9 @@ fn read_config_file(path: &Path, problems: &mut Vec<String>) -> (BTreeMap<String
     let mut flat = BTreeMap::new();
     flatten("", &toml::Value::Table(table), &mut flat);
     for key in flat.keys() {
-        if !KEYS.iter().any(|(name, _, _)| name == key) {
+        if let Some(message) = s3::secret_in_file(key) {
+            problems.push(format!("{}: {message}", path.display()));
+        } else if !KEYS.iter().any(|(name, _, _)| name == key) {
             let known: Vec<&str> = KEYS.iter().map(|(name, _, _)| *name).collect();
             problems.push(format!("unknown key `{key}` in {}; known keys: {}, plans.NAME", path.display(), known.join(", ")));
         }
@@ -403,7 +471,7 @@ fn read_plans(path: &Path, plans: toml::Value, problems: &mut Vec<String>) -> Pl
             }
             Err(error) => problems.push(format!(
                 "`plans.{name}` in {}: {}; expected keys requests_per_minute, requests_per_30d, max_deployments, \
-                 deployment_rps and max_request_body_bytes with non-negative integer values",
+                 deployment_rps, max_request_body_bytes and max_storage_bytes with non-negative integer values",
                 path.display(),
                 error.message()
             )),
@@ -516,6 +584,39 @@ fn parse_price_ids(raw: RawValue, problems: &mut Vec<String>) -> BTreeMap<String
         }
     }
     prices
+}
+
+/// Reads the `tls.*` settings. Returns `None` when none is set, and reports a listen address
+/// without a certificate and key, or files without a listen address.
+fn edge_tls_from(layers: &Layers, edge_listen: SocketAddr, problems: &mut Vec<String>) -> Option<TlsConfig> {
+    let listen = layers.get("tls.listen");
+    let cert = layers.get("tls.cert").filter(|raw| !raw.text.trim().is_empty());
+    let key = layers.get("tls.key").filter(|raw| !raw.text.trim().is_empty());
+    let cert_dir = layers.get("tls.cert_dir").filter(|raw| !raw.text.trim().is_empty());
+    // The interval is checked even without a listener, so the example file can show it.
+    let reload_seconds = parse_positive(layers.get("tls.reload_interval_seconds"), 5, "a positive number of seconds", problems);
+    let Some(listen) = listen else {
+        for raw in [cert, key, cert_dir].into_iter().flatten() {
+            problems.push(format!("{}: set without a TLS listen address; set --tls-listen (MOCKFORGE_EDGE_TLS_LISTEN) too", raw.origin));
+        }
+        return None;
+    };
+    let listen_origin = listen.origin.clone();
+    let listen: SocketAddr = parse_or(Some(listen), "127.0.0.1:8443", "a socket address such as 0.0.0.0:8443", problems);
+    if listen == edge_listen {
+        problems.push(format!("{listen_origin}: {listen} is also the plain edge listen address; expected another port"));
+    }
+    let (Some(cert), Some(key)) = (cert, key) else {
+        problems.push(format!(
+            "{listen_origin}: the TLS listener needs a certificate and a key; set --tls-cert (MOCKFORGE_EDGE_TLS_CERT) and --tls-key (MOCKFORGE_EDGE_TLS_KEY)"
+        ));
+        return None;
+    };
+    Some(TlsConfig {
+        cert_dir: cert_dir.map(|raw| PathBuf::from(raw.text.trim())),
+        reload_interval: Duration::from_secs(reload_seconds),
+        ..TlsConfig::new(listen, cert.text.trim(), key.text.trim())
+    })
 }
 
 /// Returns the base domain of a public edge URL such as `https://{org}.mockforge.dev`.
@@ -654,6 +755,7 @@ mod tests {
         let settings = Settings::resolve(&SettingArgs { config: Some(path), ..Default::default() }, Profile::ControlPlane).unwrap();
         assert_eq!(settings.plans, PlanTable::default(), "the example lists the built-in plans");
         assert_eq!(settings.api_listen.port(), 8080);
+        assert_eq!(settings.edge_max_connections, 10_000);
         assert!(!settings.fetch.allow_private_networks);
 
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/production.toml");
@@ -673,6 +775,36 @@ mod tests {
     }
 
     #[test]
+    fn plan_storage_quota_is_read() {
+        let settings = resolve_with(SettingArgs::default(), "[plans.free]\nmax_storage_bytes = 4096\n").unwrap();
+        assert_eq!(settings.plans.limits("free").unwrap().max_storage_bytes, Some(4096));
+        assert_eq!(settings.plans.limits("pro").unwrap().max_storage_bytes, Some(20 * 1024 * 1024 * 1024));
+
+        let error = resolve_with(SettingArgs::default(), "[plans.free]\nmax_storage_bytes = -1\n").unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("`plans.free`"), "{text}");
+        assert!(text.contains("max_storage_bytes"), "{text}");
+    }
+
+    #[test]
+    fn edge_max_connections_is_layered() {
+        let settings = Settings::resolve(&SettingArgs::default(), Profile::AllInOne).unwrap();
+        assert_eq!(settings.edge_max_connections, mockforge_edge::DEFAULT_MAX_CONNECTIONS);
+
+        let settings = resolve_with(SettingArgs::default(), "edge_max_connections = 250\n").unwrap();
+        assert_eq!(settings.edge_max_connections, 250);
+
+        let args = SettingArgs { edge_max_connections: Some("40".into()), ..Default::default() };
+        let settings = resolve_with(args, "edge_max_connections = 250\n").unwrap();
+        assert_eq!(settings.edge_max_connections, 40, "the flag beats the file");
+
+        let error = resolve_with(SettingArgs::default(), "edge_max_connections = 0\n").unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("`edge_max_connections`"), "{text}");
+        assert!(text.contains("a positive number of connections"), "{text}");
+    }
+
+    #[test]
     fn invalid_plan_key_is_reported() {
         let error = resolve_with(SettingArgs::default(), "[plans.free]\nrequests_per_hour = 5\n").unwrap_err();
         let text = error.to_string();
@@ -681,6 +813,36 @@ mod tests {
 
         let error = resolve_with(SettingArgs::default(), "[plans.free]\nrequests_per_minute = -1\n").unwrap_err();
         assert!(error.to_string().contains("`plans.free`"), "{error}");
+    }
+
+    #[test]
+    fn tls_settings_from_flags_and_file() {
+        let settings = Settings::resolve(&SettingArgs::default(), Profile::AllInOne).unwrap();
+        assert!(settings.edge_tls.is_none(), "TLS is off by default");
+
+        let args = SettingArgs { tls_listen: Some("0.0.0.0:8443".into()), tls_key: Some("/etc/mockforge/wildcard.key".into()), ..Default::default() };
+        let file = "[tls]\ncert = \"/etc/mockforge/wildcard.crt\"\ncert_dir = \"/etc/mockforge/certs\"\nreload_interval_seconds = 2\n";
+        let tls = resolve_with(args, file).unwrap().edge_tls.expect("TLS settings");
+        assert_eq!(tls.listen, "0.0.0.0:8443".parse().unwrap());
+        assert_eq!(tls.cert, PathBuf::from("/etc/mockforge/wildcard.crt"));
+        assert_eq!(tls.key, PathBuf::from("/etc/mockforge/wildcard.key"));
+        assert_eq!(tls.cert_dir, Some(PathBuf::from("/etc/mockforge/certs")));
+        assert_eq!(tls.reload_interval, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn tls_listener_needs_cert_and_key() {
+        let args = SettingArgs { tls_listen: Some("0.0.0.0:8443".into()), tls_cert: Some("wildcard.crt".into()), ..Default::default() };
+        let error = Settings::resolve(&args, Profile::AllInOne).unwrap_err();
+        assert!(error.to_string().contains("--tls-listen / MOCKFORGE_EDGE_TLS_LISTEN: the TLS listener needs a certificate and a key"), "{error}");
+
+        let args = SettingArgs { tls_cert: Some("wildcard.crt".into()), ..Default::default() };
+        let error = Settings::resolve(&args, Profile::AllInOne).unwrap_err();
+        assert!(error.to_string().contains("--tls-cert / MOCKFORGE_EDGE_TLS_CERT: set without a TLS listen address"), "{error}");
+
+        let args = SettingArgs { tls_listen: Some("8443".into()), tls_cert: Some("a.crt".into()), tls_key: Some("a.key".into()), ..Default::default() };
+        let error = Settings::resolve(&args, Profile::AllInOne).unwrap_err();
+        assert!(error.to_string().contains("invalid value \"8443\"; expected a socket address"), "{error}");
     }
 
     #[test]

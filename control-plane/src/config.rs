@@ -71,6 +71,9 @@ pub struct ControlPlaneConfig {
     /// OAuth sign-in providers by name, `github` or `google`. A provider not listed here returns
     /// 404 on its OAuth routes.
     pub oauth_providers: BTreeMap<String, OAuthProvider>,
+    /// S3-compatible bucket for marketplace files. `None` stores them under
+    /// `{data_dir}/artifacts/`.
+    pub s3_storage: Option<crate::s3_storage::S3StorageConfig>,
 }
 
 /// Client credentials and endpoints of an OAuth 2.0 provider.
@@ -149,6 +152,7 @@ impl ControlPlaneConfig {
             public_api_url: "http://localhost:8080".to_owned(),
             gdpr_grace_period: Duration::from_secs(24 * 60 * 60),
             oauth_providers: BTreeMap::new(),
+            s3_storage: None,
         }
     }
 

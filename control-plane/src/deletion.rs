@@ -34,17 +34,17 @@ pub async fn run_due_deletions(store: &SharedStore, feed: &Feed, artifacts: &Art
         // A document can be shared by deployments of other organizations, so only documents no
         // remaining deployment refers to are removed.
         for sha256 in &purge.documents {
-            match store.deletion().document_in_use(sha256).await {
-                Ok(false) => {
-                    if let Err(error) = artifacts.remove(sha256).await {
-                        tracing::error!(%user_id, %sha256, error = format!("{error:#}"), "failed to delete a stored document");
-                    }
-                }
-                Ok(true) => {}
-                Err(error) => tracing::error!(%user_id, %sha256, %error, "failed to check whether a document is still in use"),
+            if let Err(error) = artifacts.remove_unused(sha256).await {
+                tracing::error!(%user_id, %sha256, %error, "failed to delete a stored document");
             }
         }
-        tracing::info!(%user_id, version = ?purge.version, documents = purge.documents.len(), "deleted an account after its grace period");
+        tracing::info!(
+            %user_id,
+            version = ?purge.version,
+            documents = purge.documents.len(),
+            anonymised_audit_entries = purge.anonymised_audit_entries,
+            "deleted an account after its grace period"
+        );
     }
     Ok(deleted)
 }

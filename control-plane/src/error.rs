@@ -21,6 +21,10 @@ pub enum ApiError {
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: u64 },
 
+    /// A client-error rejection of an axum extractor, with its message and status.
+    #[error("invalid request: {message}")]
+    Rejected { status: StatusCode, message: String },
+
     #[error("the OpenAPI document is invalid: {} problem(s)", problems.len())]
     InvalidDocument { problems: Vec<mockforge_engine::Diagnostic> },
 
@@ -47,6 +51,12 @@ pub enum ApiError {
 
     #[error("{message}")]
     PlanLimitExceeded { message: String, plan: String, limit: u64 },
+
+    #[error(
+        "storing {upload_bytes} more bytes would exceed the storage quota of the {plan} plan: {used_bytes} of \
+         {limit_bytes} bytes are used; delete deployments or upgrade the plan"
+    )]
+    StorageQuotaExceeded { plan: String, used_bytes: u64, limit_bytes: u64, upload_bytes: u64 },
 
     #[error("{resource} {id} not found")]
     NotFound { resource: &'static str, id: String },
@@ -91,10 +101,12 @@ impl ApiError {
             | ApiError::BlockedAddress { .. }
             | ApiError::DocumentTooLarge { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Rejected { status, .. } => *status,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::InsufficientScope { .. } | ApiError::PlanLimitExceeded { .. } => {
-                StatusCode::FORBIDDEN
-            }
+            ApiError::Forbidden(_)
+            | ApiError::InsufficientScope { .. }
+            | ApiError::PlanLimitExceeded { .. }
+            | ApiError::StorageQuotaExceeded { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -106,7 +118,9 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::Validation { .. } | ApiError::InvalidParameter { .. } => "VALIDATION_ERROR",
+            ApiError::Validation { .. } | ApiError::InvalidParameter { .. } | ApiError::Rejected { .. } => {
+                "VALIDATION_ERROR"
+            }
             ApiError::InvalidJson(_) => "INVALID_JSON",
             ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             ApiError::InvalidDocument { .. } => "INVALID_OPENAPI_DOCUMENT",
@@ -118,6 +132,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "FORBIDDEN",
             ApiError::InsufficientScope { .. } => "INSUFFICIENT_SCOPE",
             ApiError::PlanLimitExceeded { .. } => "PLAN_LIMIT_EXCEEDED",
+            ApiError::StorageQuotaExceeded { .. } => "STORAGE_QUOTA_EXCEEDED",
             ApiError::NotFound { .. } | ApiError::RouteNotFound { .. } => "NOT_FOUND",
             ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             ApiError::Conflict { .. } => "CONFLICT",
@@ -142,6 +157,12 @@ impl ApiError {
             ApiError::BlockedAddress { url, address } => json!({ "url": url, "address": address }),
             ApiError::InsufficientScope { scope } => json!({ "required_scope": scope }),
             ApiError::PlanLimitExceeded { plan, limit, .. } => json!({ "plan": plan, "limit": limit }),
+            ApiError::StorageQuotaExceeded { plan, used_bytes, limit_bytes, upload_bytes } => json!({
+                "plan": plan,
+                "used_bytes": used_bytes,
+                "limit_bytes": limit_bytes,
+                "upload_bytes": upload_bytes,
+            }),
             ApiError::NotFound { resource, id } => json!({ "resource": resource, "id": id }),
             ApiError::RouteNotFound { method, path } | ApiError::MethodNotAllowed { method, path } => {
                 json!({ "method": method, "path": path })

@@ -21,12 +21,16 @@ pub mod fetch;
 pub mod mail;
 pub mod marketplace;
 pub mod nodes;
+pub mod quota;
+pub mod quota_period;
 pub mod ratelimit;
+pub mod s3_storage;
 pub mod secrets;
 pub mod snapshot;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod version_sync;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,6 +71,7 @@ impl ControlPlane {
         let jwt = auth::JwtKeys::new(&jwt_secret)?;
         let secret_box = secrets::SecretBox::new(&secrets::load_master_secret(&config)?);
         let mailer = mail::Mailer::new(&config)?;
+        let file_storage = marketplace::storage_from_config(&config)?;
 
         let (store, backend) = store::connect(&config.database_url()).await?;
         let ready = Arc::new(AtomicBool::new(false));
@@ -78,7 +83,11 @@ impl ControlPlane {
             None => None,
         };
 
-        let artifacts = Arc::new(artifacts::ArtifactStore::new(&config.data_dir)?);
+        let artifacts = Arc::new(artifacts::ArtifactStore::new(store.clone(), &config.data_dir));
+        let imported = artifacts.import_local_documents().await.context("failed to import local documents into the database")?;
+        if imported > 0 {
+            tracing::info!(imported, "imported local documents into the database");
+        }
         let fetcher = fetch::Fetcher::new(config.allow_private_networks, config.max_document_bytes, config.fetch_timeout)?;
         let version = store.config_version().await.context("failed to read the configuration version")?;
         let feed = Arc::new(snapshot::Feed::new(store.clone(), artifacts.clone(), version, redis.clone()));
@@ -86,6 +95,7 @@ impl ControlPlane {
         let token_usage: TokenUsage = Arc::new(DashMap::new());
         let (stop_flush, stop_receiver) = watch::channel(false);
         tokio::spawn(nodes::sweep_health_periodically(store.clone(), stop_receiver.clone()));
+        version_sync::spawn(feed.clone(), config.redis_url.clone(), stop_receiver.clone());
         // Deletions that fell due while the control plane was stopped run before it serves.
         let deleted = deletion::run_due_deletions(&store, &feed, &artifacts).await.context("the account deletion job failed")?;
         if deleted > 0 {
@@ -111,6 +121,7 @@ impl ControlPlane {
             secrets: Arc::new(secret_box),
             ready,
             mailer: Arc::new(mailer),
+            file_storage,
         };
         Ok(ControlPlane { state, backend, stop_flush, flush_task: std::sync::Mutex::new(Some(flush_task)) })
     }
@@ -132,8 +143,7 @@ impl ControlPlane {
 
     /// Returns the source of plugin files for edges in this process.
     pub fn plugin_source(&self) -> Arc<dyn mockforge_snapshot::PluginSource> {
-        let storage = Arc::new(marketplace::LocalStorage::new(&self.state.config.data_dir));
-        Arc::new(marketplace::StoragePluginSource::new(storage))
+        Arc::new(marketplace::StoragePluginSource::new(self.state.file_storage.clone()))
     }
 
     /// Returns the database kind this control plane uses.

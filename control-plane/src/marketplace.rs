@@ -30,8 +30,8 @@ pub fn max_file_bytes(plan: &str) -> usize {
     }
 }
 
-/// Storage of marketplace files, addressed by kind and hex SHA-256.
-// TODO: add an S3 backend through the `object_store` crate behind this trait.
+/// Storage of marketplace files, addressed by kind and hex SHA-256: [`LocalStorage`], or
+/// [`S3Storage`](crate::s3_storage::S3Storage) when S3 is configured.
 #[async_trait::async_trait]
 pub trait FileStorage: Send + Sync + 'static {
     /// Stores `bytes` and returns their hex SHA-256. Storing the same bytes twice is a no-op.
@@ -54,12 +54,29 @@ impl LocalStorage {
     }
 
     fn path(&self, kind: &str, sha256: &str) -> PathBuf {
-        let extension = if kind == crate::store::marketplace::kind::PLUGIN { "wasm" } else { "tar.gz" };
-        self.root.join(format!("{kind}s")).join(format!("{sha256}.{extension}"))
+        self.root.join(file_name(kind, sha256))
     }
 }
 
-fn is_hex_sha256(text: &str) -> bool {
+/// Builds the storage the configuration selects: S3 when `s3_storage` is set, the data
+/// directory otherwise.
+pub fn storage_from_config(config: &crate::ControlPlaneConfig) -> anyhow::Result<Arc<dyn FileStorage>> {
+    match &config.s3_storage {
+        Some(s3) => {
+            tracing::info!(bucket = %s3.bucket, endpoint = s3.endpoint.as_deref().unwrap_or("AWS"), prefix = %s3.prefix, "marketplace files are stored in S3");
+            Ok(Arc::new(crate::s3_storage::S3Storage::new(s3)?))
+        }
+        None => Ok(Arc::new(LocalStorage::new(&config.data_dir))),
+    }
+}
+
+/// Returns the relative name of a file: `{kind}s/{sha256}.{wasm|tar.gz}`.
+pub(crate) fn file_name(kind: &str, sha256: &str) -> String {
+    let extension = if kind == crate::store::marketplace::kind::PLUGIN { "wasm" } else { "tar.gz" };
+    format!("{kind}s/{sha256}.{extension}")
+}
+
+pub(crate) fn is_hex_sha256(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
@@ -100,7 +117,7 @@ impl FileStorage for LocalStorage {
     }
 }
 
-/// Serves plugin files from local storage to edges in this process.
+/// Serves plugin files from marketplace storage to edges in this process.
 pub struct StoragePluginSource {
     storage: Arc<dyn FileStorage>,
 }

@@ -4,7 +4,8 @@
 //! Every serving-relevant change increments `config_version` and inserts a `config_changes` row in
 //! the transaction of the change itself. After the commit the handler calls [`Feed::notify`],
 //! which wakes waiting edges and, with Redis configured, publishes the version on
-//! [`VERSION_CHANNEL`].
+//! [`VERSION_CHANNEL`]. Commits of other replicas reach the waiters through
+//! [`crate::version_sync`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,14 +39,7 @@ impl Feed {
 
     /// Announces a committed configuration version.
     pub fn notify(&self, version: u64) {
-        self.version.send_if_modified(|current| {
-            if version > *current {
-                *current = version;
-                true
-            } else {
-                false
-            }
-        });
+        self.advance(version);
         if let Some(redis) = &self.redis {
             let mut connection = redis.clone();
             tokio::spawn(async move {
@@ -58,11 +52,33 @@ impl Feed {
         }
     }
 
+    /// Wakes the waiters of this process when `version` is newer than the last one seen.
+    pub(crate) fn advance(&self, version: u64) {
+        self.version.send_if_modified(|current| {
+            if version > *current {
+                *current = version;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Returns the number of calls waiting in [`SnapshotFeed::wait_for_change`].
+    pub(crate) fn waiters(&self) -> usize {
+        self.version.receiver_count()
+    }
+
+    pub(crate) fn store(&self) -> &SharedStore {
+        &self.store
+    }
+
     async fn record(&self, deployment: Deployment) -> Result<DeploymentRecord, FeedError> {
-        let document = self.artifacts.get(&deployment.document_sha256).await.map_err(|error| {
-            tracing::error!(error = format!("{error:#}"), deployment_id = %deployment.id, "failed to load a deployment's document");
-            FeedError::Unavailable(format!("the document of deployment {} cannot be read", deployment.id))
+        let document = self.artifacts.get(&deployment.document_sha256).await.map_err(unavailable)?.ok_or_else(|| {
+            tracing::error!(deployment_id = %deployment.id, sha256 = %deployment.document_sha256, "a running deployment's document is not stored");
+            FeedError::Unavailable(format!("the document of deployment {} is not stored", deployment.id))
         })?;
+        let period_start = quota_period_start(&deployment);
         Ok(DeploymentRecord {
             id: deployment.id,
             org_id: deployment.org_id,
@@ -72,6 +88,7 @@ impl Feed {
             document: Arc::from(document),
             document_sha256: deployment.document_sha256,
             config: deployment.config_json,
+            period_start: Some(period_start),
         })
     }
 
@@ -83,6 +100,12 @@ impl Feed {
         }
         Ok(SnapshotDelta { version, full: true, upserts, removals: Vec::new() })
     }
+}
+
+/// Returns the start of one of the organization's 30-day quota periods, in Unix seconds (see
+/// [`crate::quota_period`]).
+pub(crate) fn quota_period_start(deployment: &Deployment) -> i64 {
+    crate::quota_period::anchor(deployment.org_period_start, deployment.org_created_at)
 }
 
 fn unavailable(error: sqlx::Error) -> FeedError {

@@ -30,4 +30,6 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Sends e-mail through SMTP or into the outbox.
     pub mailer: Arc<crate::mail::Mailer>,
+    /// Marketplace files: plugin components and template and scenario packages.
+    pub file_storage: Arc<dyn crate::marketplace::FileStorage>,
 }

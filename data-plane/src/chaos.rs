@@ -3,18 +3,23 @@
 //! ```json
 //! {"latency": {"fixed_ms": 100},
 //!  "error_rate": 0.1, "error_statuses": [500, 503],
-//!  "fault": {"kind": "reset", "rate": 0.05}}
+//!  "fault": {"kind": "reset", "rate": 0.05},
+//!  "operations": ["listPets", "getPet"]}
 //! ```
 //!
 //! `latency` is either `{"fixed_ms": N}` or `{"min_ms": A, "max_ms": B, "distribution":
-//! "uniform" | "normal"}`. An invalid configuration fails the deployment like a document that
-//! does not compile.
+//! "uniform" | "normal"}`. `operations`, when present, limits chaos to the operations with these
+//! `operationId`s. An invalid configuration, including an id the document does not declare,
+//! fails the deployment like a document that does not compile.
 
 use std::time::Duration;
 
-use http::StatusCode;
+use http::{Method, StatusCode};
+use mockforge_engine::Mock;
 use rand::Rng;
 use serde_json::Value;
+
+use crate::operations::OperationFilter;
 
 /// Maximum injected latency, so a typo cannot hold connections for hours.
 pub const MAX_LATENCY_MS: u64 = 60_000;
@@ -32,9 +37,8 @@ pub enum Latency {
 /// Kind of connection fault injected in place of a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultKind {
-    /// Closes the connection without a response, meant as a TCP reset.
-    // NOTE: the server closes with a FIN like `EmptyResponse`, because pingora 0.9 does not
-    // expose the socket to set SO_LINGER.
+    /// Resets the connection: the edge sets SO_LINGER to 0 and closes the socket, so the
+    /// client gets a TCP RST. On HTTP/2 only the request's stream ends.
     Reset,
     /// Closes the connection cleanly without sending a response.
     EmptyResponse,
@@ -48,6 +52,8 @@ pub struct ChaosConfig {
     pub error_rate: f64,
     pub error_statuses: Vec<StatusCode>,
     pub fault: Option<(FaultKind, f64)>,
+    /// The operations chaos applies to, or `None` for every request.
+    pub operations: Option<OperationFilter>,
 }
 
 /// Effect of chaos on one request: an optional delay, then the outcome.
@@ -76,6 +82,24 @@ impl ChaosConfig {
         parse(chaos).map(Some).map_err(|problem| {
             format!("the chaos configuration is invalid: /config_json/chaos{problem}")
         })
+    }
+
+    /// Checks the `operations` list against the compiled document.
+    pub fn resolve_operations(&mut self, mock: &Mock) -> Result<(), String> {
+        match &mut self.operations {
+            Some(filter) => filter.resolve(mock).map_err(|problem| {
+                format!("the chaos configuration is invalid: /config_json/chaos{problem}")
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Returns true when chaos applies to a request with this method and path below the
+    /// deployment.
+    pub fn applies_to(&self, mock: &Mock, method: &Method, path: &str) -> bool {
+        self.operations
+            .as_ref()
+            .is_none_or(|filter| filter.matches(mock, method, path))
     }
 
     /// Draws what happens to one request.
@@ -123,13 +147,9 @@ fn parse(chaos: &Value) -> Result<ChaosConfig, String> {
             "latency" | "error_rate" | "error_statuses" | "fault" | "operations"
         ) {
             return Err(format!(
-                "/{key}: unknown key; expected latency, error_rate, error_statuses or fault"
+                "/{key}: unknown key; expected latency, error_rate, error_statuses, fault or operations"
             ));
         }
-    }
-    if object.get("operations").is_some_and(|value| !value.is_null()) {
-        // TODO: support `operations` once the engine reports the operation id a request matched.
-        return Err("/operations: limiting chaos to operations is not supported yet".to_owned());
     }
 
     let latency = match object.get("latency") {
@@ -148,11 +168,16 @@ fn parse(chaos: &Value) -> Result<ChaosConfig, String> {
         None | Some(Value::Null) => None,
         Some(value) => Some(parse_fault(value)?),
     };
+    let operations = match object.get("operations") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(OperationFilter::parse(value)?),
+    };
     Ok(ChaosConfig {
         latency,
         error_rate,
         error_statuses,
         fault,
+        operations,
     })
 }
 
@@ -313,7 +338,8 @@ mod tests {
             ),
             (json!({"fault": {"kind": "explode"}}), "/config_json/chaos/fault/kind"),
             (json!({"colour": "red"}), "/config_json/chaos/colour: unknown key"),
-            (json!({"operations": ["getPet"]}), "not supported yet"),
+            (json!({"operations": []}), "/config_json/chaos/operations: must list"),
+            (json!({"operations": [1]}), "/config_json/chaos/operations/0"),
         ];
         for (chaos, expected) in cases {
             let error = parse_chaos(chaos.clone()).unwrap_err();

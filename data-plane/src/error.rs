@@ -59,6 +59,9 @@ pub enum EdgeError {
     /// The edge runs its maximum number of concurrent requests.
     #[error("the edge is serving its maximum of {max_requests} concurrent requests; retry later")]
     Overloaded { max_requests: usize },
+    /// The edge has its maximum number of open connections.
+    #[error("the edge has its maximum of {max_connections} open connections; retry later")]
+    TooManyConnections { max_connections: usize },
     /// The deployment's chaos configuration chose to fail this request.
     #[error("chaos testing injected status {status}")]
     ChaosInjected { status: StatusCode },
@@ -130,7 +133,7 @@ pub fn error_response(error: &EdgeError) -> http::Response<Bytes> {
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
         }
-        EdgeError::Overloaded { .. } => {
+        EdgeError::Overloaded { .. } | EdgeError::TooManyConnections { .. } => {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from_static("1"));
@@ -191,6 +194,11 @@ fn classify(error: &EdgeError) -> (StatusCode, &'static str, Value) {
             StatusCode::SERVICE_UNAVAILABLE,
             OVERLOADED,
             json!({ "max_concurrent_requests": max_requests }),
+        ),
+        EdgeError::TooManyConnections { max_connections } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            OVERLOADED,
+            json!({ "max_connections": max_connections }),
         ),
         EdgeError::ChaosInjected { status } => (
             *status,

@@ -2,8 +2,8 @@
 //!
 //! An edge serves every tenant's compiled mocks from an immutable [`Snapshot`] held in an
 //! `ArcSwap`. [`Edge::follow`] keeps the snapshot in line with the control plane, and
-//! [`Edge::start`] runs the pingora HTTP server (HTTP/1.1 and h2c) that serves requests
-//! from it.
+//! [`Edge::start`] runs the pingora HTTP server that serves requests from it: HTTP/1.1 and
+//! h2c, and HTTPS when [`EdgeConfig::tls`] is set (see [`tls`]).
 //!
 //! A request reaches a deployment either as `http://{org}.{base_domain}/{deployment}/...` or
 //! as `http://{any host}/_m/{org}/{deployment}/...`; see [`route`].
@@ -18,24 +18,30 @@ use tokio::sync::watch;
 
 mod admin;
 pub mod chaos;
+mod connections;
 pub mod error;
 pub mod handler;
 pub mod limits;
+pub mod operations;
 pub mod persist;
 pub mod proxy;
 pub mod plugins;
+pub mod quota_sync;
 mod reporter;
 pub mod remote;
+pub mod remote_plugins;
 pub mod route;
 pub mod server;
 pub mod snapshot;
 mod sync;
 mod telemetry;
+pub mod tls;
 
 pub use error::{error_response, EdgeError};
 pub use handler::{handle, handle_request, Handled, REQUEST_ID_HEADER};
 pub use server::EdgeHandle;
 pub use snapshot::{Lookup, ServedDeployment, Snapshot};
+pub use tls::TlsConfig;
 
 /// Default maximum request body size: 10 MiB.
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -45,6 +51,8 @@ pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default maximum number of requests served at once: 10,000.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 10_000;
+/// Default maximum number of open client connections: 10,000.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Default interval between two telemetry batches: 5 s.
 pub const DEFAULT_TELEMETRY_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -71,8 +79,10 @@ pub struct EdgeConfig {
     /// Time a client has to send the request body; slower requests get 408.
     pub request_timeout: Duration,
     /// Maximum number of requests served at once; more get 503 with `Retry-After`.
-    // TODO: limit open connections too; pingora 0.9 has no hook where a connection closes.
     pub max_concurrent_requests: usize,
+    /// Maximum number of open client connections, idle keep-alive ones included. A connection
+    /// over the limit gets an HTTP/1.1 503 with `Retry-After` and is closed.
+    pub max_connections: usize,
     /// Interval between two telemetry batches sent by [`Edge::report_to`].
     pub telemetry_interval: Duration,
     /// Address of the admin listener that serves Prometheus metrics at `/metrics`, or `None`
@@ -81,6 +91,8 @@ pub struct EdgeConfig {
     /// Allows `config_json.proxy` upstreams on loopback, private and other non-public
     /// addresses. Off by default, so tenants cannot reach the edge's own network.
     pub allow_private_upstreams: bool,
+    /// The TLS listener next to the plain one, or `None` for plain HTTP only.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for EdgeConfig {
@@ -95,9 +107,11 @@ impl Default for EdgeConfig {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             telemetry_interval: DEFAULT_TELEMETRY_INTERVAL,
             admin_listen: None,
             allow_private_upstreams: false,
+            tls: None,
         }
     }
 }
@@ -193,15 +207,25 @@ impl Edge {
         reporter::report_to(self.shared.clone(), sink).await;
     }
 
+    /// Shares the organizations' 30-day request counts with the other edges through Redis, so
+    /// the quota holds across edges. Flushes every `settings.flush_interval` and once more
+    /// after a server started by this edge shut down, then returns. Without it the edge
+    /// counts on its own.
+    pub async fn sync_quotas(&self, settings: quota_sync::QuotaSyncSettings) {
+        quota_sync::run(self.shared.clone(), settings).await;
+    }
+
     /// Renders the edge's Prometheus metrics in the text exposition format, as the admin
     /// listener serves them at `/metrics`.
     pub fn metrics_text(&self) -> String {
         self.shared.telemetry.metrics.render()
     }
 
-    /// Binds `config.listen` and runs the HTTP server on its own thread.
+    /// Binds `config.listen` (and `config.tls.listen`) and runs the HTTP server on its own
+    /// thread.
     ///
-    /// Fails when the address cannot be bound, for example because another process uses it.
+    /// Fails when an address cannot be bound, for example because another process uses it, and
+    /// when a TLS certificate or key file cannot be loaded.
     pub fn start(&self) -> anyhow::Result<EdgeHandle> {
         server::start(self.shared.clone())
     }

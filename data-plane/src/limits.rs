@@ -6,8 +6,13 @@
 //! limits use GCRA (the generic cell rate algorithm): each key stores one theoretical arrival
 //! time, which allows a burst of the whole limit and then one request per `period / limit`.
 //!
-//! NOTE: every edge node counts on its own, so an organization served by several nodes gets the
-//! limit once per node.
+//! The 30-day quota counts requests per organization and quota period (see [`quota_period`]).
+//! With [`crate::quota_sync`] running, each period's count is the organization's total over all
+//! edges as last read from Redis plus the requests this edge admitted since then. The quota then
+//! applies across edges, give or take the traffic of about two flush intervals.
+//!
+//! NOTE: the per-second and per-minute limits count on each edge on its own, so an organization
+//! served by several nodes gets them once per node.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,10 +26,8 @@ use crate::error::EdgeError;
 /// Plan whose limits apply to a deployment whose plan name the table does not contain.
 pub const FALLBACK_PLAN: &str = "free";
 
-/// Length of the request-count period, in seconds.
-// TODO: take the billing period start from the control plane; until then the periods are
-// consecutive 30-day windows since the Unix epoch.
-const PERIOD_30D_SECS: u64 = 30 * 24 * 60 * 60;
+/// Length of a request quota period, in seconds.
+pub const QUOTA_PERIOD_SECS: i64 = 30 * 24 * 60 * 60;
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 
@@ -108,47 +111,81 @@ impl Gcra {
     }
 }
 
-/// Request count of one organization in the current 30-day period.
+/// Returns the start and end, in Unix seconds, of the 30-day quota period that contains
+/// `now_unix_secs`.
+///
+/// Periods follow each other every [`QUOTA_PERIOD_SECS`] from `anchor`, both forwards and
+/// backwards, so an anchor in the future also works. `None` anchors the periods at the Unix
+/// epoch.
+pub fn quota_period(anchor: Option<i64>, now_unix_secs: i64) -> (i64, i64) {
+    let anchor = i128::from(anchor.unwrap_or(0));
+    let now = i128::from(now_unix_secs);
+    let period = i128::from(QUOTA_PERIOD_SECS);
+    let start = now - (now - anchor).rem_euclid(period);
+    // `start` lies within one period before `now`, so it fits in an i64 unless `now` is
+    // within 30 days of i64::MIN.
+    let start = i64::try_from(start).unwrap_or(i64::MIN);
+    (start, start.saturating_add(QUOTA_PERIOD_SECS))
+}
+
+/// One organization's quota period: the key of its request count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct PeriodKey {
+    pub(crate) org_id: Uuid,
+    /// Start of the period, in Unix seconds.
+    pub(crate) start: i64,
+}
+
+impl PeriodKey {
+    /// Returns the end of the period, in Unix seconds.
+    pub(crate) fn end(&self) -> i64 {
+        self.start.saturating_add(QUOTA_PERIOD_SECS)
+    }
+}
+
+/// Request count of one organization in one quota period.
 #[derive(Default)]
 struct PeriodCounter {
-    period_index: AtomicU64,
-    count: AtomicU64,
+    /// The organization's total over all edges as last read from Redis, including the requests
+    /// of this edge that were flushed. Stays 0 without Redis.
+    global: AtomicU64,
+    /// Requests this edge admitted that are not flushed to Redis yet. Without Redis, every
+    /// request of the period.
+    unflushed: AtomicU64,
 }
 
 impl PeriodCounter {
-    /// Counts one request in period `index` unless the count reached `limit`. Returns the new
-    /// count, or `None` when the limit is used up.
-    fn admit(&self, index: u64, limit: u64) -> Option<u64> {
-        let seen = self.period_index.load(Ordering::Acquire);
-        if seen != index
-            && self
-                .period_index
-                .compare_exchange(seen, index, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
-            // A request that raced with the reset may be counted in either period.
-            self.count.store(0, Ordering::Release);
-        }
-        let count = self.count.fetch_add(1, Ordering::AcqRel) + 1;
+    /// Counts one request unless the count reached `limit`. Returns the new count, or `None`
+    /// when the limit is used up.
+    fn admit(&self, limit: u64) -> Option<u64> {
+        // `unflushed` is read before `global`, and `apply_flush` writes them in the opposite
+        // order, so a flush that runs at the same time can make the count too high for a
+        // moment but never too low.
+        let unflushed = self.unflushed.fetch_add(1, Ordering::SeqCst) + 1;
+        let count = self.global.load(Ordering::SeqCst).saturating_add(unflushed);
         if count > limit {
-            self.count.fetch_sub(1, Ordering::AcqRel);
+            self.unflushed.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
         Some(count)
     }
 }
 
-#[derive(Default)]
-struct OrgCounters {
-    per_minute: Gcra,
-    per_period: PeriodCounter,
+/// A request count that a flush sends to Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PendingCount {
+    pub(crate) key: PeriodKey,
+    /// Requests admitted since the last successful flush; 0 only reads the total.
+    pub(crate) delta: u64,
 }
 
 /// Rate limits of every organization and deployment this edge serves.
 pub struct RateLimiter {
     epoch: Instant,
     epoch_unix_nanos: u64,
-    orgs: DashMap<Uuid, OrgCounters>,
+    /// Per-minute limiter of each organization.
+    orgs: DashMap<Uuid, Gcra>,
+    periods: DashMap<PeriodKey, PeriodCounter>,
     deployments: DashMap<Uuid, Gcra>,
 }
 
@@ -161,6 +198,7 @@ impl Default for RateLimiter {
             epoch: Instant::now(),
             epoch_unix_nanos,
             orgs: DashMap::new(),
+            periods: DashMap::new(),
             deployments: DashMap::new(),
         }
     }
@@ -171,14 +209,22 @@ impl RateLimiter {
     ///
     /// Limits are checked in the order deployment per second, organization per minute and
     /// organization per 30 days. A request rejected by a later limit still used a unit of the
-    /// earlier ones. Returns `Ok(None)` when the plan sets none of the three limits.
+    /// earlier ones. `period_start` anchors the 30-day periods (see [`quota_period`]). Returns
+    /// `Ok(None)` when the plan sets none of the three limits.
     pub fn check(
         &self,
         org_id: Uuid,
         deployment_id: Uuid,
         limits: &PlanLimits,
+        period_start: Option<i64>,
     ) -> Result<Option<Quota>, Rejection> {
-        self.check_at(org_id, deployment_id, limits, self.epoch.elapsed())
+        self.check_at(
+            org_id,
+            deployment_id,
+            limits,
+            period_start,
+            self.epoch.elapsed(),
+        )
     }
 
     /// Like [`RateLimiter::check`] at `elapsed` since the limiter was created, for tests.
@@ -187,6 +233,7 @@ impl RateLimiter {
         org_id: Uuid,
         deployment_id: Uuid,
         limits: &PlanLimits,
+        period_start: Option<i64>,
         elapsed: Duration,
     ) -> Result<Option<Quota>, Rejection> {
         let now = elapsed.as_nanos() as u64;
@@ -201,33 +248,14 @@ impl RateLimiter {
         if limits.requests_per_minute.is_none() && limits.requests_per_30d.is_none() {
             return Ok(tightest);
         }
-        let org = self.org(org_id);
         if let Some(limit) = limits.requests_per_minute {
-            let quota = self.check_gcra(&org.per_minute, now, limit, 60 * NANOS_PER_SEC, "minute")?;
+            let per_minute = self.org(org_id);
+            let quota = self.check_gcra(&per_minute, now, limit, 60 * NANOS_PER_SEC, "minute")?;
             tightest = Some(tighter(tightest, quota));
         }
         if let Some(limit) = limits.requests_per_30d {
-            let unix_secs = (self.epoch_unix_nanos + now) / NANOS_PER_SEC;
-            let index = unix_secs / PERIOD_30D_SECS;
-            let reset_unix_secs = (index + 1) * PERIOD_30D_SECS;
-            match org.per_period.admit(index, limit) {
-                Some(count) => {
-                    let quota = Quota {
-                        limit,
-                        remaining: limit - count,
-                        reset_unix_secs,
-                    };
-                    tightest = Some(tighter(tightest, quota));
-                }
-                None => {
-                    return Err(Rejection {
-                        limit,
-                        window: "30d",
-                        retry_after_secs: reset_unix_secs - unix_secs,
-                        reset_unix_secs,
-                    })
-                }
-            }
+            let quota = self.check_period(org_id, period_start, now, limit)?;
+            tightest = Some(tighter(tightest, quota));
         }
         Ok(tightest)
     }
@@ -243,11 +271,81 @@ impl RateLimiter {
             .downgrade()
     }
 
-    fn org(&self, org_id: Uuid) -> dashmap::mapref::one::Ref<'_, Uuid, OrgCounters> {
+    fn org(&self, org_id: Uuid) -> dashmap::mapref::one::Ref<'_, Uuid, Gcra> {
         if let Some(org) = self.orgs.get(&org_id) {
             return org;
         }
         self.orgs.entry(org_id).or_default().downgrade()
+    }
+
+    /// Counts one request against the organization's 30-day quota.
+    fn check_period(
+        &self,
+        org_id: Uuid,
+        period_start: Option<i64>,
+        now: u64,
+        limit: u64,
+    ) -> Result<Quota, Rejection> {
+        let unix_secs = ((self.epoch_unix_nanos + now) / NANOS_PER_SEC) as i64;
+        let (start, end) = quota_period(period_start, unix_secs);
+        let key = PeriodKey { org_id, start };
+        let reset_unix_secs = u64::try_from(end).unwrap_or(0);
+        let admitted = match self.periods.get(&key) {
+            Some(counter) => counter.admit(limit),
+            None => self.periods.entry(key).or_default().admit(limit),
+        };
+        match admitted {
+            Some(count) => Ok(Quota {
+                limit,
+                remaining: limit - count,
+                reset_unix_secs,
+            }),
+            None => Err(Rejection {
+                limit,
+                window: "30d",
+                retry_after_secs: u64::try_from(end - unix_secs).unwrap_or(0).max(1),
+                reset_unix_secs,
+            }),
+        }
+    }
+
+    /// Returns the count of every quota period a flush must send: the periods with unflushed
+    /// requests, and every period that has not ended at `now_unix_secs`, whose total other
+    /// edges may have raised.
+    // NOTE: a flush sends two commands for every organization this edge served in the current
+    // period, even one that is idle now, so the batch grows with the number of organizations.
+    pub(crate) fn pending_counts(&self, now_unix_secs: i64) -> Vec<PendingCount> {
+        self.periods
+            .iter()
+            .filter_map(|entry| {
+                let delta = entry.value().unflushed.load(Ordering::SeqCst);
+                let current = entry.key().end() > now_unix_secs;
+                (delta > 0 || current).then_some(PendingCount {
+                    key: *entry.key(),
+                    delta,
+                })
+            })
+            .collect()
+    }
+
+    /// Records a successful flush: `total` is the organization's count over all edges after
+    /// Redis added `count.delta`.
+    pub(crate) fn apply_flush(&self, count: PendingCount, total: u64) {
+        let Some(counter) = self.periods.get(&count.key) else {
+            return;
+        };
+        // A total below the known one means Redis lost the key. The higher count stays, so
+        // the quota is never reset early.
+        counter.global.fetch_max(total, Ordering::SeqCst);
+        counter.unflushed.fetch_sub(count.delta, Ordering::SeqCst);
+    }
+
+    /// Drops the counts of periods that ended before `now_unix_secs` and have nothing left to
+    /// flush.
+    pub(crate) fn prune_ended_periods(&self, now_unix_secs: i64) {
+        self.periods.retain(|key, counter| {
+            key.end() > now_unix_secs || counter.unflushed.load(Ordering::SeqCst) > 0
+        });
     }
 
     fn check_gcra(
@@ -309,11 +407,16 @@ mod tests {
         let plan = limits(None, Some(5), None);
         let at = Duration::from_secs(100);
         for expected_remaining in (0..5).rev() {
-            let quota = limiter.check_at(ORG, DEPLOYMENT, &plan, at).unwrap().unwrap();
+            let quota = limiter
+                .check_at(ORG, DEPLOYMENT, &plan, None, at)
+                .unwrap()
+                .unwrap();
             assert_eq!(quota.limit, 5);
             assert_eq!(quota.remaining, expected_remaining);
         }
-        let rejection = limiter.check_at(ORG, DEPLOYMENT, &plan, at).unwrap_err();
+        let rejection = limiter
+            .check_at(ORG, DEPLOYMENT, &plan, None, at)
+            .unwrap_err();
         assert_eq!(rejection.window, "minute");
         assert_eq!(rejection.limit, 5);
         assert_eq!(rejection.retry_after_secs, 12, "one request every 12 s");
@@ -325,14 +428,14 @@ mod tests {
         let plan = limits(None, Some(60), None);
         for _ in 0..60 {
             limiter
-                .check_at(ORG, DEPLOYMENT, &plan, Duration::from_secs(10))
+                .check_at(ORG, DEPLOYMENT, &plan, None, Duration::from_secs(10))
                 .unwrap();
         }
         assert!(limiter
-            .check_at(ORG, DEPLOYMENT, &plan, Duration::from_secs(10))
+            .check_at(ORG, DEPLOYMENT, &plan, None, Duration::from_secs(10))
             .is_err());
         let quota = limiter
-            .check_at(ORG, DEPLOYMENT, &plan, Duration::from_secs(11))
+            .check_at(ORG, DEPLOYMENT, &plan, None, Duration::from_secs(11))
             .unwrap()
             .unwrap();
         assert_eq!(quota.remaining, 0);
@@ -343,10 +446,12 @@ mod tests {
         let limiter = RateLimiter::default();
         let plan = limits(None, Some(1), None);
         let at = Duration::from_secs(1);
-        limiter.check_at(ORG, DEPLOYMENT, &plan, at).unwrap();
-        assert!(limiter.check_at(ORG, DEPLOYMENT, &plan, at).is_err());
+        limiter.check_at(ORG, DEPLOYMENT, &plan, None, at).unwrap();
+        assert!(limiter.check_at(ORG, DEPLOYMENT, &plan, None, at).is_err());
         let other_org = Uuid::from_u128(3);
-        assert!(limiter.check_at(other_org, DEPLOYMENT, &plan, at).is_ok());
+        assert!(limiter
+            .check_at(other_org, DEPLOYMENT, &plan, None, at)
+            .is_ok());
     }
 
     #[test]
@@ -354,13 +459,15 @@ mod tests {
         let limiter = RateLimiter::default();
         let plan = limits(Some(2), None, None);
         let at = Duration::from_secs(1);
-        limiter.check_at(ORG, DEPLOYMENT, &plan, at).unwrap();
-        limiter.check_at(ORG, DEPLOYMENT, &plan, at).unwrap();
-        let rejection = limiter.check_at(ORG, DEPLOYMENT, &plan, at).unwrap_err();
+        limiter.check_at(ORG, DEPLOYMENT, &plan, None, at).unwrap();
+        limiter.check_at(ORG, DEPLOYMENT, &plan, None, at).unwrap();
+        let rejection = limiter
+            .check_at(ORG, DEPLOYMENT, &plan, None, at)
+            .unwrap_err();
         assert_eq!(rejection.window, "second");
         assert_eq!(rejection.retry_after_secs, 1);
         let other = Uuid::from_u128(9);
-        assert!(limiter.check_at(ORG, other, &plan, at).is_ok());
+        assert!(limiter.check_at(ORG, other, &plan, None, at).is_ok());
     }
 
     #[test]
@@ -369,13 +476,199 @@ mod tests {
         let plan = limits(None, None, Some(3));
         let at = Duration::from_secs(1);
         for expected_remaining in [2, 1, 0] {
-            let quota = limiter.check_at(ORG, DEPLOYMENT, &plan, at).unwrap().unwrap();
+            let quota = limiter
+                .check_at(ORG, DEPLOYMENT, &plan, None, at)
+                .unwrap()
+                .unwrap();
             assert_eq!(quota.remaining, expected_remaining);
-            assert_eq!(quota.reset_unix_secs % PERIOD_30D_SECS, 0);
+            assert_eq!(quota.reset_unix_secs % QUOTA_PERIOD_SECS as u64, 0);
         }
-        let rejection = limiter.check_at(ORG, DEPLOYMENT, &plan, at).unwrap_err();
+        let rejection = limiter
+            .check_at(ORG, DEPLOYMENT, &plan, None, at)
+            .unwrap_err();
         assert_eq!(rejection.window, "30d");
-        assert!(rejection.retry_after_secs <= PERIOD_30D_SECS);
+        assert!(rejection.retry_after_secs <= QUOTA_PERIOD_SECS as u64);
+    }
+
+    const DAY: i64 = 24 * 60 * 60;
+
+    /// Returns a limiter whose clock started at `unix_secs`.
+    fn limiter_started_at(unix_secs: i64) -> RateLimiter {
+        RateLimiter {
+            epoch_unix_nanos: unix_secs as u64 * NANOS_PER_SEC,
+            ..RateLimiter::default()
+        }
+    }
+
+    #[test]
+    fn quota_period_without_anchor_counts_from_epoch() {
+        assert_eq!(quota_period(None, 0), (0, QUOTA_PERIOD_SECS));
+        assert_eq!(
+            quota_period(None, QUOTA_PERIOD_SECS - 1),
+            (0, QUOTA_PERIOD_SECS)
+        );
+        assert_eq!(
+            quota_period(None, QUOTA_PERIOD_SECS),
+            (QUOTA_PERIOD_SECS, 2 * QUOTA_PERIOD_SECS)
+        );
+    }
+
+    #[test]
+    fn quota_period_follows_anchor() {
+        // 2026-03-14T09:30:00Z, a billing period start that is not on a 30-day epoch boundary.
+        let anchor = 1_773_480_600;
+        assert_eq!(
+            quota_period(Some(anchor), anchor),
+            (anchor, anchor + 30 * DAY)
+        );
+        assert_eq!(
+            quota_period(Some(anchor), anchor + 30 * DAY - 1),
+            (anchor, anchor + 30 * DAY)
+        );
+        assert_eq!(
+            quota_period(Some(anchor), anchor + 30 * DAY),
+            (anchor + 30 * DAY, anchor + 60 * DAY)
+        );
+        assert_eq!(
+            quota_period(Some(anchor), anchor + 95 * DAY),
+            (anchor + 90 * DAY, anchor + 120 * DAY)
+        );
+    }
+
+    #[test]
+    fn quota_period_before_anchor_counts_backwards() {
+        let anchor = 1_773_480_600;
+        assert_eq!(
+            quota_period(Some(anchor), anchor - 1),
+            (anchor - 30 * DAY, anchor)
+        );
+        assert_eq!(
+            quota_period(Some(anchor), anchor - 31 * DAY),
+            (anchor - 60 * DAY, anchor - 30 * DAY)
+        );
+    }
+
+    #[test]
+    fn quota_period_survives_extreme_anchor() {
+        let (start, end) = quota_period(Some(i64::MIN), 1_773_480_600);
+        assert!(start <= 1_773_480_600, "start {start}");
+        assert!(end > 1_773_480_600, "end {end}");
+        assert_eq!(end - start, QUOTA_PERIOD_SECS);
+    }
+
+    #[test]
+    fn period_limit_resets_at_anchored_period_end() {
+        let anchor = 1_773_480_600;
+        let started = anchor + 10 * DAY;
+        let limiter = limiter_started_at(started);
+        let plan = limits(None, None, Some(2));
+
+        let quota = limiter
+            .check_at(ORG, DEPLOYMENT, &plan, Some(anchor), Duration::ZERO)
+            .unwrap()
+            .unwrap();
+        assert_eq!(quota.reset_unix_secs, (anchor + 30 * DAY) as u64);
+        assert_eq!(quota.remaining, 1);
+        limiter
+            .check_at(ORG, DEPLOYMENT, &plan, Some(anchor), Duration::ZERO)
+            .unwrap();
+        let rejection = limiter
+            .check_at(ORG, DEPLOYMENT, &plan, Some(anchor), Duration::ZERO)
+            .unwrap_err();
+        assert_eq!(rejection.window, "30d");
+        assert_eq!(rejection.reset_unix_secs, (anchor + 30 * DAY) as u64);
+        assert_eq!(rejection.retry_after_secs, (20 * DAY) as u64);
+
+        // The next period starts exactly 30 days after the anchor with a fresh count.
+        let next = Duration::from_secs((20 * DAY) as u64);
+        let quota = limiter
+            .check_at(ORG, DEPLOYMENT, &plan, Some(anchor), next)
+            .unwrap()
+            .unwrap();
+        assert_eq!(quota.remaining, 1);
+        assert_eq!(quota.reset_unix_secs, (anchor + 60 * DAY) as u64);
+    }
+
+    #[test]
+    fn period_limit_uses_flushed_total() {
+        let limiter = limiter_started_at(1_773_480_600);
+        let plan = limits(None, None, Some(10));
+        let at = Duration::ZERO;
+        for _ in 0..3 {
+            limiter.check_at(ORG, DEPLOYMENT, &plan, None, at).unwrap();
+        }
+
+        let pending = limiter.pending_counts(1_773_480_600);
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].delta, 3);
+        // Other edges admitted 5 more requests of the same period.
+        limiter.apply_flush(pending[0], 8);
+        assert_eq!(limiter.pending_counts(1_773_480_600)[0].delta, 0);
+
+        let quota = limiter
+            .check_at(ORG, DEPLOYMENT, &plan, None, at)
+            .unwrap()
+            .unwrap();
+        assert_eq!(quota.remaining, 1, "8 flushed plus 1 unflushed of 10");
+        limiter.check_at(ORG, DEPLOYMENT, &plan, None, at).unwrap();
+        let rejection = limiter
+            .check_at(ORG, DEPLOYMENT, &plan, None, at)
+            .unwrap_err();
+        assert_eq!(rejection.window, "30d");
+    }
+
+    #[test]
+    fn failed_flush_keeps_unflushed_count() {
+        let limiter = limiter_started_at(1_773_480_600);
+        let plan = limits(None, None, Some(10));
+        for _ in 0..4 {
+            limiter
+                .check_at(ORG, DEPLOYMENT, &plan, None, Duration::ZERO)
+                .unwrap();
+        }
+        // A flush that fails applies nothing, so the next one sends the same delta.
+        let first = limiter.pending_counts(1_773_480_600);
+        let second = limiter.pending_counts(1_773_480_600);
+        assert_eq!(first, second);
+        assert_eq!(second[0].delta, 4);
+
+        // A lower total from Redis (a lost key) does not lower the count.
+        limiter.apply_flush(second[0], 4);
+        limiter.apply_flush(
+            PendingCount {
+                key: second[0].key,
+                delta: 0,
+            },
+            1,
+        );
+        let quota = limiter
+            .check_at(ORG, DEPLOYMENT, &plan, None, Duration::ZERO)
+            .unwrap()
+            .unwrap();
+        assert_eq!(quota.remaining, 5);
+    }
+
+    #[test]
+    fn ended_periods_are_pruned_after_flush() {
+        let started = 1_773_480_600;
+        let limiter = limiter_started_at(started);
+        let plan = limits(None, None, Some(10));
+        limiter
+            .check_at(ORG, DEPLOYMENT, &plan, None, Duration::ZERO)
+            .unwrap();
+        let (_, end) = quota_period(None, started);
+
+        limiter.prune_ended_periods(end);
+        let pending = limiter.pending_counts(end);
+        assert_eq!(
+            pending.len(),
+            1,
+            "an ended period with unflushed requests is kept"
+        );
+        limiter.apply_flush(pending[0], 1);
+        assert!(limiter.pending_counts(end).is_empty());
+        limiter.prune_ended_periods(end);
+        assert_eq!(limiter.periods.len(), 0);
     }
 
     #[test]
@@ -383,7 +676,7 @@ mod tests {
         let limiter = RateLimiter::default();
         let plan = limits(Some(10), Some(3), None);
         let quota = limiter
-            .check_at(ORG, DEPLOYMENT, &plan, Duration::from_secs(1))
+            .check_at(ORG, DEPLOYMENT, &plan, None, Duration::from_secs(1))
             .unwrap()
             .unwrap();
         assert_eq!(quota.limit, 3);
@@ -394,7 +687,13 @@ mod tests {
     fn no_limits_gives_no_quota() {
         let limiter = RateLimiter::default();
         let quota = limiter
-            .check_at(ORG, DEPLOYMENT, &PlanLimits::default(), Duration::ZERO)
+            .check_at(
+                ORG,
+                DEPLOYMENT,
+                &PlanLimits::default(),
+                None,
+                Duration::ZERO,
+            )
             .unwrap();
         assert_eq!(quota, None);
     }
@@ -410,6 +709,7 @@ mod tests {
             document: std::sync::Arc::from(""),
             document_sha256: String::new(),
             config: serde_json::Value::Null,
+            period_start: None,
         };
         let table = PlanTable::default();
         assert_eq!(&limits_for(&table, &record), table.limits("free").unwrap());

@@ -172,6 +172,7 @@ mod tests {
             document: Arc::from(document),
             document_sha256: hex::encode(Sha256::digest(document.as_bytes())),
             config: serde_json::json!({}),
+            period_start: None,
         }
     }
 

@@ -4,8 +4,8 @@
 //! A deployment lists its plugins in `config.plugins` as
 //! `[{"name", "version", "checksum", "config"}]`. The sync loop fetches each file from the
 //! [`PluginSource`] and compiles it once per edge (see [`attach_all`]), so the request path only
-//! instantiates the pre-compiled component. When a hook fails, only that request gets 502
-//! `PLUGIN_FAILED`.
+//! instantiates the pre-compiled component, once per plugin and request. When a hook fails,
+//! only that request gets 502 `PLUGIN_FAILED`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -31,6 +31,7 @@ pub use mockforge_plugins::PluginHostConfig;
 use crate::error::{error_response, EdgeError};
 use crate::route;
 use crate::snapshot::{ServedDeployment, Snapshot};
+use crate::telemetry::LogMessage;
 
 /// The plugins of one deployment, in the order its configuration lists them.
 #[derive(Debug)]
@@ -123,14 +124,7 @@ impl EdgePlugins {
     }
 
     pub(crate) fn record_failure(&self, error: &PluginError) {
-        let kind = match error {
-            PluginError::Invalid(_) => "invalid",
-            PluginError::Timeout { .. } => "timeout",
-            PluginError::Trap(_) => "trap",
-            PluginError::InvalidResult(_) => "invalid_result",
-            PluginError::Host(_) => "host",
-        };
-        self.failures.with_label_values(&[kind]).inc();
+        self.failures.with_label_values(&[error.kind()]).inc();
     }
 }
 
@@ -265,10 +259,24 @@ pub(crate) fn respond_with_plugins(
     };
     let mut current = plugin_request(&served.mock, request, path, query, body);
 
+    // One instance per plugin runs both hooks of this request and is dropped with it. A plugin
+    // is instantiated only when its first hook runs, so a chain that a plugin ends early skips
+    // the instantiation of the later ones.
+    // TODO: the hooks run on the calling pingora worker thread, so a plugin that runs until its
+    // epoch deadline (10 ms by default) blocks that worker for that long. `spawn_blocking` costs
+    // more than the 20 µs per-request budget (see BENCHMARKS.md). Wasmtime's async calls with
+    // `epoch_deadline_async_yield_and_update` would yield the worker instead, but their cost
+    // per call is not measured.
+    let mut instances = Vec::with_capacity(chain.plugins.len());
     for plugin in &chain.plugins {
         let action = plugin
             .attached
-            .on_request(&current)
+            .instantiate()
+            .and_then(|mut instance| {
+                let action = instance.on_request(&current);
+                instances.push(instance);
+                action
+            })
             .map_err(|error| failure(plugins, served, plugin, "on-request", error));
         match action {
             Ok(RequestAction::Continue) => {}
@@ -290,8 +298,8 @@ pub(crate) fn respond_with_plugins(
         Ok(response) => response,
         Err(response) => return response,
     };
-    for plugin in &chain.plugins {
-        match plugin.attached.on_response(&current, &response) {
+    for (plugin, instance) in chain.plugins.iter().zip(&mut instances) {
+        match instance.on_response(&current, &response) {
             Ok(Some(replaced)) => response = replaced,
             Ok(None) => {}
             Err(error) => return failure(plugins, served, plugin, "on-response", error),
@@ -303,7 +311,9 @@ pub(crate) fn respond_with_plugins(
     })
 }
 
-/// Logs a failed hook, counts it and builds the 502 response.
+/// Logs a failed hook, counts it and builds the 502 response. The response carries a
+/// [`LogMessage`] with the plugin, its version and the kind of failure for the deployment's
+/// request log, where the status 502 gives the entry the level `error`.
 fn failure(
     plugins: Option<&EdgePlugins>,
     served: &ServedDeployment,
@@ -314,8 +324,6 @@ fn failure(
     if let Some(plugins) = plugins {
         plugins.record_failure(&error);
     }
-    // TODO: also write the failure to the deployment's logs once the edge's telemetry batches
-    // carry log entries; the warning below has every id.
     tracing::warn!(
         deployment_id = %served.id,
         org = %served.org_slug,
@@ -324,15 +332,24 @@ fn failure(
         version = %plugin.version,
         checksum = %plugin.attached.plugin().checksum(),
         hook,
+        kind = error.kind(),
         %error,
         "a plugin failed; answering 502"
     );
-    error_response(&EdgeError::PluginFailed {
+    let message = format!(
+        "plugin {} version {} failed in {hook} ({}): {error}",
+        plugin.name,
+        plugin.version,
+        error.kind()
+    );
+    let mut response = error_response(&EdgeError::PluginFailed {
         plugin: plugin.name.clone(),
         version: plugin.version.clone(),
         hook,
         reason: error.to_string(),
-    })
+    });
+    response.extensions_mut().insert(LogMessage(message));
+    response
 }
 
 /// Converts the edge's request to the plugin world's record.

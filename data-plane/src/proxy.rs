@@ -5,8 +5,9 @@
 //! ```
 //!
 //! `mode` `all` forwards every request; `unmatched` (the default) forwards only requests that no
-//! operation of the document matches. The path below the deployment is appended to the
-//! upstream's path. Upstreams that resolve to loopback, private, link-local or other non-public
+//! operation of the document matches. `operations` forwards only the operations listed in
+//! `"operations": ["getPet", ...]` by `operationId` and mocks the rest. A list without `mode`
+//! selects this mode. The path below the deployment is appended to the upstream's path. Upstreams that resolve to loopback, private, link-local or other non-public
 //! addresses are rejected unless `EdgeConfig::allow_private_upstreams` is set.
 
 use std::net::{IpAddr, SocketAddr};
@@ -15,11 +16,15 @@ use http::Method;
 use mockforge_engine::Mock;
 use serde_json::Value;
 
-/// Forwarding mode: every request, or only those that no operation matches.
+use crate::operations::OperationFilter;
+
+/// Forwarding mode: every request, only those that no operation matches, or only the listed
+/// operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProxyMode {
     All,
     Unmatched,
+    Operations,
 }
 
 /// A deployment's upstream settings.
@@ -33,6 +38,8 @@ pub struct ProxyConfig {
     /// Path prefix of the upstream URL, without a trailing slash (empty for none).
     pub base_path: String,
     pub mode: ProxyMode,
+    /// The forwarded operations; set exactly when `mode` is [`ProxyMode::Operations`].
+    pub operations: Option<OperationFilter>,
 }
 
 impl ProxyConfig {
@@ -46,12 +53,26 @@ impl ProxyConfig {
         })
     }
 
+    /// Checks the `operations` list against the compiled document.
+    pub fn resolve_operations(&mut self, mock: &Mock) -> Result<(), String> {
+        match &mut self.operations {
+            Some(filter) => filter.resolve(mock).map_err(|problem| {
+                format!("the proxy configuration is invalid: /config_json/proxy{problem}")
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Returns true when a request with this method and path below the deployment goes to the
     /// upstream.
     pub fn forwards(&self, mock: &Mock, method: &Method, path: &str) -> bool {
         match self.mode {
             ProxyMode::All => true,
             ProxyMode::Unmatched => mock.find_operation(method, path).is_none(),
+            ProxyMode::Operations => self
+                .operations
+                .as_ref()
+                .is_some_and(|filter| filter.matches(mock, method, path)),
         }
     }
 
@@ -125,24 +146,42 @@ fn parse(proxy: &Value) -> Result<ProxyConfig, String> {
             ));
         }
     }
-    if object.get("operations").is_some_and(|value| !value.is_null()) {
-        // TODO: support `operations` once the engine reports the operation id a request matched.
-        return Err("/operations: limiting the proxy to operations is not supported yet".to_owned());
-    }
+    let operations = match object.get("operations") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(OperationFilter::parse(value)?),
+    };
     let mode = match object.get("mode") {
+        None | Some(Value::Null) if operations.is_some() => ProxyMode::Operations,
         None | Some(Value::Null) => ProxyMode::Unmatched,
         Some(Value::String(mode)) if mode == "unmatched" => ProxyMode::Unmatched,
         Some(Value::String(mode)) if mode == "all" => ProxyMode::All,
+        Some(Value::String(mode)) if mode == "operations" => ProxyMode::Operations,
         Some(other) => {
             return Err(format!(
-                "/mode: must be \"unmatched\" or \"all\", not {other}"
+                "/mode: must be \"unmatched\", \"all\" or \"operations\", not {other}"
             ))
         }
     };
+    match (mode, &operations) {
+        (ProxyMode::Operations, None) => {
+            return Err(
+                "/operations: missing; mode \"operations\" needs a list of operationIds".to_owned(),
+            )
+        }
+        (ProxyMode::All | ProxyMode::Unmatched, Some(_)) => {
+            return Err(
+                "/operations: only mode \"operations\" takes a list; remove mode or set it to \"operations\""
+                    .to_owned(),
+            )
+        }
+        _ => {}
+    }
     let Some(Value::String(upstream)) = object.get("upstream") else {
         return Err("/upstream: missing; set an http:// or https:// URL".to_owned());
     };
-    parse_url(upstream, mode).map_err(|problem| format!("/upstream: {problem}"))
+    let mut config = parse_url(upstream, mode).map_err(|problem| format!("/upstream: {problem}"))?;
+    config.operations = operations;
+    Ok(config)
 }
 
 /// Parses `http[s]://host[:port][/path]`. Query strings, fragments and credentials are rejected.
@@ -189,6 +228,7 @@ fn parse_url(url: &str, mode: ProxyMode) -> Result<ProxyConfig, String> {
         port,
         base_path: path.trim_end_matches('/').to_owned(),
         mode,
+        operations: None,
     })
 }
 
@@ -225,6 +265,13 @@ mod tests {
         assert_eq!(config.port, 8081);
         assert_eq!(config.base_path, "");
         assert_eq!(config.mode, ProxyMode::Unmatched);
+
+        let config = parse_proxy(json!({"upstream": "http://x", "operations": ["getPet"]}))
+            .unwrap()
+            .unwrap();
+        assert_eq!(config.mode, ProxyMode::Operations);
+        let ids = config.operations.as_ref().map(OperationFilter::ids);
+        assert_eq!(ids, Some(&["getPet".to_owned()][..]));
     }
 
     #[test]
@@ -236,7 +283,18 @@ mod tests {
             (json!({"upstream": "https://x?y=1"}), "must not contain a query"),
             (json!({"upstream": "https://x:port"}), "invalid port"),
             (json!({"upstream": "https://x", "mode": "some"}), "/config_json/proxy/mode"),
-            (json!({"upstream": "https://x", "operations": ["getPet"]}), "not supported yet"),
+            (
+                json!({"upstream": "https://x", "mode": "operations"}),
+                "/config_json/proxy/operations: missing",
+            ),
+            (
+                json!({"upstream": "https://x", "mode": "all", "operations": ["getPet"]}),
+                "/config_json/proxy/operations: only mode \"operations\"",
+            ),
+            (
+                json!({"upstream": "https://x", "operations": "getPet"}),
+                "/config_json/proxy/operations: must be an array",
+            ),
         ];
         for (proxy, expected) in cases {
             let error = parse_proxy(proxy.clone()).unwrap_err();

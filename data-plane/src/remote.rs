@@ -60,20 +60,20 @@ pub struct RemoteSettings {
 
 /// The HTTP side: base URL, token and client.
 #[derive(Clone)]
-struct Http {
+pub(crate) struct Http {
     base: String,
     token: String,
-    client: reqwest::Client,
+    pub(crate) client: reqwest::Client,
     /// True while the control plane is unreachable, so an outage is logged once.
     down: Arc<AtomicBool>,
 }
 
 impl Http {
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder, operation: &str) -> Result<reqwest::Response, FeedError> {
+    pub(crate) async fn send(&self, request: reqwest::RequestBuilder, operation: &str) -> Result<reqwest::Response, FeedError> {
         let response = request.bearer_auth(&self.token).send().await.map_err(|error| {
             self.mark_down(operation, &error);
             FeedError::Unavailable(format!("{operation} failed: {error}"))
@@ -217,6 +217,13 @@ impl RemoteFeed {
             .map(|url| tokio::spawn(follow_redis(url, http.clone(), announcements.clone())));
 
         Ok(Arc::new(RemoteFeed { http, region: settings.region, file, mirror: Mutex::new(mirror), announcements, redis_task }))
+    }
+
+    /// Returns a [`PluginSource`](mockforge_snapshot::PluginSource) that fetches plugin
+    /// components from the control plane with this feed's node token and keeps them in
+    /// `cache_dir`.
+    pub fn plugin_source(&self, cache_dir: PathBuf) -> crate::remote_plugins::RemotePluginSource {
+        crate::remote_plugins::RemotePluginSource::new(self.http.clone(), cache_dir)
     }
 
     /// Returns the path by which the edge learns about new versions right now.

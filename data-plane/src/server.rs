@@ -18,7 +18,7 @@ use http::{Method, StatusCode};
 use pingora::apps::HttpServerOptions;
 use pingora::http::ResponseHeader;
 use pingora::prelude::HttpPeer;
-use pingora::proxy::{http_proxy_service, FailToProxy, HttpProxy, ProxyHttp, Session};
+use pingora::proxy::{http_proxy, FailToProxy, HttpProxy, ProxyHttp, Session};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{
     Fds, ListenFds, RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch,
@@ -28,13 +28,15 @@ use tokio::sync::watch;
 use tracing::Instrument as _;
 
 use crate::admin;
-use crate::chaos::ChaosOutcome;
+use crate::chaos::{ChaosOutcome, FaultKind};
+use crate::connections::ConnectionLimit;
 use crate::error::{error_response, EdgeError};
 use crate::handler::{self, Target};
 use crate::limits::Quota;
 use crate::proxy::ProxyConfig;
 use crate::snapshot::ServedDeployment;
-use crate::telemetry::{now_unix_ms, Finished};
+use crate::telemetry::{now_unix_ms, Finished, LogMessage};
+use crate::tls::TlsEndpoint;
 use crate::Shared;
 
 /// Maximum time a shutdown waits for in-flight requests before the runtimes stop.
@@ -46,6 +48,7 @@ const DRAIN_POLL: Duration = Duration::from_millis(10);
 /// server, but does not wait for it.
 pub struct EdgeHandle {
     local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     admin_addr: Option<SocketAddr>,
     trigger: watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -57,6 +60,12 @@ impl EdgeHandle {
     /// Returns the address the server listens on, with the port the system chose for port 0.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Returns the address of the TLS listener, if `config.tls` started one, with the port the
+    /// system chose for port 0.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// Returns the address of the admin listener, if `config.admin_listen` started one.
@@ -109,6 +118,10 @@ pub(crate) fn start(shared: Arc<Shared>) -> anyhow::Result<EdgeHandle> {
     let listen_key = local_addr.to_string();
     let mut fds = Fds::new();
     fds.add(listen_key.clone(), listener.into_raw_fd());
+    let mut tls = TlsEndpoint::bind(config)?;
+    if let Some(tls) = &mut tls {
+        tls.add_fd(&mut fds);
+    }
     let fds: ListenFds = Arc::new(parking_lot::Mutex::new(fds));
 
     let (trigger, trigger_rx) = watch::channel(false);
@@ -134,6 +147,15 @@ pub(crate) fn start(shared: Arc<Shared>) -> anyhow::Result<EdgeHandle> {
         in_flight,
     };
 
+    let tls_addr = tls.as_ref().map(TlsEndpoint::local_addr);
+    let tls = match tls {
+        Some(tls) => {
+            tls.reload_on_change(trigger_rx.clone())?;
+            Some((tls.listen_key(), tls.settings()?))
+        }
+        None => None,
+    };
+
     let admin = match config.admin_listen {
         Some(addr) => Some(admin::start(shared.clone(), addr, trigger_rx.clone())?),
         None => None,
@@ -144,13 +166,23 @@ pub(crate) fn start(shared: Arc<Shared>) -> anyhow::Result<EdgeHandle> {
         .name("mockforge-edge".to_owned())
         .spawn(move || {
             let mut server = Server::new_with_opt_and_conf(None, server_conf);
-            let mut service = http_proxy_service(&server.configuration, proxy);
+            let mut app = http_proxy(&server.configuration, proxy);
             let mut options = HttpServerOptions::default();
             options.h2c = true;
-            if let Some(app) = service.app_logic_mut() {
-                app.server_options = Some(options);
-            }
+            app.server_options = Some(options);
+            let metrics = &thread_shared.telemetry.metrics;
+            let app = ConnectionLimit::new(
+                app,
+                thread_shared.config.max_connections,
+                metrics.open_connections.clone(),
+                metrics.rejected_connections.clone(),
+            );
+            let mut service =
+                pingora::services::listening::Service::new("mockforge-edge".to_owned(), app);
             service.add_tcp(&listen_key);
+            if let Some((tls_key, settings)) = tls {
+                service.add_tls_with_settings(&tls_key, None, settings);
+            }
             server.add_service(PreboundService {
                 inner: service,
                 fds,
@@ -178,6 +210,7 @@ pub(crate) fn start(shared: Arc<Shared>) -> anyhow::Result<EdgeHandle> {
     };
     Ok(EdgeHandle {
         local_addr,
+        tls_addr,
         admin_addr,
         trigger,
         thread: Some(thread),
@@ -223,7 +256,7 @@ impl ShutdownSignalWatch for EdgeShutdownWatch {
 /// Runs pingora's listening service on the socket bound in [`start`], and stops its listeners
 /// on the edge's own signal instead of pingora's.
 struct PreboundService {
-    inner: pingora::services::listening::Service<HttpProxy<EdgeProxy>>,
+    inner: pingora::services::listening::Service<ConnectionLimit<HttpProxy<EdgeProxy>>>,
     fds: ListenFds,
     stop: watch::Receiver<bool>,
     threads: usize,
@@ -304,6 +337,8 @@ pub(crate) struct RequestCtx {
     upstream: Option<Upstream>,
     /// Rate-limit state added to a forwarded response.
     quota: Option<Quota>,
+    /// The response's [`LogMessage`], for the request log.
+    log_message: Option<String>,
 }
 
 /// A resolved upstream of a forwarded request.
@@ -329,6 +364,7 @@ impl ProxyHttp for EdgeProxy {
             fault_injected: false,
             upstream: None,
             quota: None,
+            log_message: None,
         }
     }
 
@@ -507,6 +543,7 @@ impl ProxyHttp for EdgeProxy {
                     request_id,
                     bytes_in: ctx.bytes_in,
                     bytes_out: ctx.bytes_out,
+                    message: ctx.log_message.as_deref(),
                 },
             ),
             None if !ctx.single => telemetry.record_unrouted(status),
@@ -575,7 +612,7 @@ impl EdgeProxy {
         let quota = match self
             .shared
             .limiter
-            .check(served.org_id, served.id, &served.limits)
+            .check(served.org_id, served.id, &served.limits, served.period_start)
         {
             Ok(quota) => quota,
             Err(rejection) => {
@@ -612,7 +649,12 @@ impl EdgeProxy {
             return Ok(());
         };
 
-        if let Some(chaos) = &served.chaos {
+        let path = handler::deployment_path(session.req_header(), &config.base_domain);
+        let chaos = served
+            .chaos
+            .as_ref()
+            .filter(|chaos| chaos.applies_to(&served.mock, &session.req_header().method, path));
+        if let Some(chaos) = chaos {
             let plan = chaos.plan(&mut rand::thread_rng());
             if let Some(delay) = plan.delay {
                 tokio::time::sleep(delay).await;
@@ -624,8 +666,9 @@ impl EdgeProxy {
                     return self.respond_error(session, ctx, &error, quota).await;
                 }
                 ChaosOutcome::Fault(kind) => {
-                    // NOTE: both fault kinds close the connection with a FIN, because pingora
-                    // 0.9 does not expose the socket to set SO_LINGER for a TCP reset.
+                    if kind == FaultKind::Reset {
+                        crate::connections::reset_on_close(session);
+                    }
                     ctx.fault_injected = true;
                     session.set_keepalive(None);
                     return Err(pingora::Error::explain(
@@ -757,6 +800,7 @@ impl EdgeProxy {
             headers.insert(RATE_LIMIT_RESET, HeaderValue::from(quota.reset_unix_secs));
         }
         ctx.bytes_out = response.body().len() as u64;
+        ctx.log_message = response.extensions_mut().remove::<LogMessage>().map(|message| message.0);
     }
 }
 

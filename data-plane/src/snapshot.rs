@@ -31,6 +31,9 @@ pub struct ServedDeployment {
     pub mock: Arc<Mock>,
     /// Request limits of the deployment's plan, from [`crate::limits::limits_for`].
     pub limits: PlanLimits,
+    /// Start of one of the organization's 30-day quota periods, in Unix seconds, from
+    /// [`mockforge_snapshot::DeploymentRecord::period_start`].
+    pub period_start: Option<i64>,
     /// Chaos settings from `config.chaos`, if any.
     pub chaos: Option<Arc<ChaosConfig>>,
     /// Upstream settings from `config.proxy`, if any.
@@ -220,6 +223,7 @@ mod tests {
             config: serde_json::Value::Null,
             mock: Arc::new(compiled.mock),
             limits: PlanLimits::default(),
+            period_start: None,
             chaos: None,
             proxy: None,
         })

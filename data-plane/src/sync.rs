@@ -364,6 +364,7 @@ fn with_record_metadata(
 ) -> ServedDeployment {
     ServedDeployment {
         limits: limits_for(&shared.config.plans, record),
+        period_start: record.period_start,
         chaos: settings.chaos,
         proxy: settings.proxy,
         id: record.id,
@@ -429,6 +430,20 @@ struct EdgeSettings {
     proxy: Option<Arc<ProxyConfig>>,
 }
 
+impl EdgeSettings {
+    /// Checks the `operations` lists against the compiled document, which fails the deployment
+    /// when one names an unknown operation.
+    fn resolve_operations(&mut self, mock: &Mock) -> Result<(), String> {
+        if let Some(chaos) = &mut self.chaos {
+            Arc::make_mut(chaos).resolve_operations(mock)?;
+        }
+        if let Some(proxy) = &mut self.proxy {
+            Arc::make_mut(proxy).resolve_operations(mock)?;
+        }
+        Ok(())
+    }
+}
+
 /// Reads the chaos and proxy settings. Invalid ones fail the deployment like an invalid
 /// document.
 fn edge_settings(config: &serde_json::Value) -> Result<EdgeSettings, String> {
@@ -442,7 +457,7 @@ fn edge_settings(config: &serde_json::Value) -> Result<EdgeSettings, String> {
 /// stop the sync loop.
 fn compile_record(record: &DeploymentRecord) -> CompileResult {
     let options = mock_options(&record.config)?;
-    let settings = edge_settings(&record.config)?;
+    let mut settings = edge_settings(&record.config)?;
     let document = record.document.clone();
     let compiled = std::panic::catch_unwind(AssertUnwindSafe(|| {
         mockforge_engine::compile(&document, options)
@@ -456,6 +471,7 @@ fn compile_record(record: &DeploymentRecord) -> CompileResult {
                     "a deployment compiled with warnings"
                 );
             }
+            settings.resolve_operations(&compiled.mock)?;
             Ok((compiled.mock, settings))
         }
         Ok(Err(error)) => Err(compile_failure_reason(&error)),

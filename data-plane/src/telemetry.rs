@@ -40,7 +40,14 @@ pub struct Finished<'a> {
     pub request_id: &'a str,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// The response's [`LogMessage`], if it had one.
+    pub message: Option<&'a str>,
 }
+
+/// Response extension with an explanation for the request log, set by the code that built the
+/// response, for example the plugin chain when a plugin failed.
+#[derive(Debug, Clone)]
+pub(crate) struct LogMessage(pub(crate) String);
 
 /// Counters of one deployment.
 struct DeploymentStats {
@@ -76,6 +83,10 @@ pub(crate) struct Metrics {
     snapshot_version: IntGauge,
     snapshot_build_seconds: Gauge,
     deployments_served: IntGauge,
+    /// Client connections open right now, counted by [`crate::connections`].
+    pub(crate) open_connections: IntGauge,
+    /// Connections closed with 503 because `max_connections` were open.
+    pub(crate) rejected_connections: IntCounter,
 }
 
 impl Metrics {
@@ -137,6 +148,16 @@ impl Metrics {
             "Deployments in the served snapshot",
         )
         .expect("valid metric");
+        let open_connections = IntGauge::new(
+            "mockforge_edge_open_connections",
+            "Client connections open on the edge listener",
+        )
+        .expect("valid metric");
+        let rejected_connections = IntCounter::new(
+            "mockforge_edge_rejected_connections_total",
+            "Connections answered with 503 and closed because max_connections were open",
+        )
+        .expect("valid metric");
 
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -147,6 +168,8 @@ impl Metrics {
             Box::new(snapshot_version.clone()),
             Box::new(snapshot_build_seconds.clone()),
             Box::new(deployments_served.clone()),
+            Box::new(open_connections.clone()),
+            Box::new(rejected_connections.clone()),
         ] {
             registry
                 .register(collector)
@@ -162,6 +185,8 @@ impl Metrics {
             snapshot_version,
             snapshot_build_seconds,
             deployments_served,
+            open_connections,
+            rejected_connections,
         }
     }
 
@@ -234,6 +259,7 @@ impl Telemetry {
             latency_ms,
             at_unix_ms: finished.at_unix_ms,
             request_id: finished.request_id.to_owned(),
+            message: finished.message.map(str::to_owned),
         };
         {
             let mut logs = stats.logs.lock();

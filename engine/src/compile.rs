@@ -353,6 +353,10 @@ impl<'d> Compiler<'d> {
         self.operations.push(Operation {
             method: method.clone(),
             path: path.to_owned(),
+            operation_id: operation
+                .get("operationId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             seed: mix(0, &format!("{method} {path}")),
             responses: Vec::new(),
             default_response: None,

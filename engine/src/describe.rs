@@ -39,6 +39,12 @@ impl Mock {
         (&operation.method, &operation.path)
     }
 
+    /// Returns the `operationId` of an operation (`0..operation_count()`), or `None` when the
+    /// document declares none.
+    pub fn operation_id(&self, operation: usize) -> Option<&str> {
+        self.operations[operation].operation_id.as_deref()
+    }
+
     /// Returns the response keys an operation declares (`200`, `4XX`, `default`), in order.
     pub fn declared_responses(&self, operation: usize) -> Vec<&str> {
         self.operations[operation]

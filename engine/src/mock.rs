@@ -100,6 +100,8 @@ pub(crate) struct Operation {
     pub method: Method,
     /// The path template as the document writes it, such as `/pets/{petId}`.
     pub path: String,
+    /// The document's `operationId`, if it declares one.
+    pub operation_id: Option<String>,
     /// The seed of generated values, from the method and path template.
     pub seed: u64,
     /// Declared responses in document order.

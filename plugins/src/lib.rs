@@ -2,10 +2,11 @@
 //! `wit/plugin.wit` and run on the edge around a deployment's mock.
 //!
 //! One [`PluginHost`] owns one `wasmtime::Engine`. [`PluginHost::load`] compiles a component
-//! once (or reads the compiled artifact from the disk cache) and pre-instantiates it, so a hook
-//! call costs a new `Store`, an instantiation and the call itself. Every call runs in its own
-//! store with a memory limit and an epoch deadline, so a trap, a timeout, an exhausted memory
-//! or a malformed result is an error value for that call only.
+//! once (or reads the compiled artifact from the disk cache) and pre-instantiates it, so a
+//! request costs a new `Store`, one instantiation from the pooling allocator and its hook calls.
+//! [`AttachedPlugin::instantiate`] creates the instance that runs every hook of one request, in
+//! its own store with a memory limit, and each hook call gets its own epoch deadline. A trap, a
+//! timeout, an exhausted memory or a malformed result is an error value for that request only.
 //!
 //! Plugins get no filesystem, network or environment. The host implements the WASI random and
 //! clock functions (see [`sandbox`]) and defines every other import as a function that traps.
@@ -18,7 +19,7 @@ mod sandbox;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use host::{AttachedPlugin, LoadedPlugin, PluginHost};
+pub use host::{AttachedPlugin, LoadedPlugin, PluginHost, PluginInstance};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -78,8 +79,10 @@ pub enum PluginError {
     /// The hook ran longer than the call timeout.
     #[error("the plugin timed out after {timeout_ms} ms")]
     Timeout { timeout_ms: u64 },
-    /// The hook trapped, for example on `unreachable`, a stack overflow or a failed memory
-    /// allocation.
+    /// The instance needed more linear memory than the memory limit allows.
+    #[error("the plugin exceeded its memory limit of {limit_bytes} bytes")]
+    OutOfMemory { limit_bytes: usize },
+    /// The hook trapped, for example on `unreachable` or a stack overflow.
     #[error("the plugin trapped: {0}")]
     Trap(String),
     /// The hook returned a value the edge cannot use.
@@ -88,6 +91,21 @@ pub enum PluginError {
     /// The host itself failed, for example because every pooled instance slot is in use.
     #[error("the plugin host failed: {0}")]
     Host(String),
+}
+
+impl PluginError {
+    /// Returns the kind of failure as a short name for metrics and logs: `invalid`, `timeout`,
+    /// `out_of_memory`, `trap`, `invalid_result` or `host`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PluginError::Invalid(_) => "invalid",
+            PluginError::Timeout { .. } => "timeout",
+            PluginError::OutOfMemory { .. } => "out_of_memory",
+            PluginError::Trap(_) => "trap",
+            PluginError::InvalidResult(_) => "invalid_result",
+            PluginError::Host(_) => "host",
+        }
+    }
 }
 
 /// Returns the checksum of a plugin file as the marketplace writes it: `sha256:` and 64 lowercase

@@ -15,17 +15,65 @@ use parking_lot::Mutex;
 use rand::RngCore;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, ComponentType, HasSelf, Linker, Lower};
-use wasmtime::{Engine, StoreLimits};
+use wasmtime::{Engine, ResourceLimiter, StoreLimits};
 
 use crate::bindings::{self, mockforge::plugin::host};
 use crate::MAX_COUNTERS;
 
-/// Data of one store: one hook call of one attached plugin.
+/// Data of one store: the hook calls of one attached plugin for one request.
 pub(crate) struct StoreState {
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: MemoryLimiter,
     pub(crate) counters: Arc<Counters>,
     /// Largest buffer the random functions return, equal to the memory limit.
     pub(crate) max_random_bytes: u64,
+}
+
+/// The store's [`StoreLimits`], which also records whether a memory growth was denied, so a
+/// trap that follows can be reported as an exhausted memory.
+pub(crate) struct MemoryLimiter {
+    limits: StoreLimits,
+    pub(crate) exhausted: bool,
+}
+
+impl MemoryLimiter {
+    pub(crate) fn new(limits: StoreLimits) -> MemoryLimiter {
+        MemoryLimiter { limits, exhausted: false }
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum);
+        if !matches!(allowed, Ok(true)) {
+            self.exhausted = true;
+        }
+        allowed
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.exhausted = true;
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
 }
 
 /// Named counters of one attached plugin.

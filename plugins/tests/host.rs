@@ -94,7 +94,7 @@ fn hostile_plugins_fail_alone() {
     let host = host();
     let cases: [(&str, fn(&PluginError) -> bool); 5] = [
         ("hostile-loop", |error| matches!(error, PluginError::Timeout { .. })),
-        ("hostile-alloc", |error| matches!(error, PluginError::Trap(_))),
+        ("hostile-alloc", |error| matches!(error, PluginError::OutOfMemory { .. })),
         ("hostile-recursion", |error| matches!(error, PluginError::Trap(_))),
         ("hostile-trap", |error| matches!(error, PluginError::Trap(_))),
         ("hostile-garbage", |error| matches!(error, PluginError::InvalidResult(_))),
@@ -153,4 +153,28 @@ fn disk_cache_is_reused() {
     let plugin = second.load(&sum, &wasm).unwrap().attach("{}".to_owned());
     assert!(plugin.on_response(&request(&[]), &response("{}")).unwrap().is_some());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn instance_runs_both_hooks() {
+    let host = host();
+    let plugin = load(&host, "add-header").attach(r#"{"name": "x-plugin", "value": "once"}"#.to_owned());
+    let mut instance = plugin.instantiate().unwrap();
+    assert!(matches!(instance.on_request(&request(&[])).unwrap(), RequestAction::Continue));
+    let replaced = instance.on_response(&request(&[]), &response("{}")).unwrap().expect("a new response");
+    let added: Vec<&Header> = replaced.headers.iter().filter(|header| header.name == "x-plugin").collect();
+    assert_eq!(added.len(), 1, "{:?}", replaced.headers);
+    assert_eq!(added[0].value, "once");
+}
+
+#[test]
+fn failed_instance_rejects_next_hook() {
+    let host = host();
+    let plugin = load(&host, "hostile-trap").attach("null".to_owned());
+    let mut instance = plugin.instantiate().unwrap();
+    let error = instance.on_request(&request(&[])).unwrap_err();
+    assert!(matches!(error, PluginError::Trap(_)), "{error:?}");
+    let error = instance.on_response(&request(&[]), &response("{}")).unwrap_err();
+    assert!(matches!(error, PluginError::Host(_)), "{error:?}");
+    assert!(error.to_string().contains("earlier hook call"), "{error}");
 }

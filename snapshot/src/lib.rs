@@ -38,6 +38,12 @@ pub struct DeploymentRecord {
     pub document_sha256: String,
     /// The deployment's `config_json`, passed to the engine as mock options.
     pub config: serde_json::Value,
+    /// Start of one of the organization's 30-day request quota periods, in Unix seconds. The
+    /// periods follow each other from this instant in both directions. `None` (also the value
+    /// in snapshots written before the field existed) makes the edge count 30-day periods from
+    /// the Unix epoch.
+    #[serde(default)]
+    pub period_start: Option<i64>,
 }
 
 /// Everything that changed after a given configuration version.

@@ -25,6 +25,10 @@ pub struct PlanLimits {
     /// Maximum request body in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_request_body_bytes: Option<u64>,
+    /// Storage quota of an organization in bytes: its deployments' OpenAPI documents and the
+    /// files of its marketplace packages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_storage_bytes: Option<u64>,
 }
 
 impl PlanLimits {
@@ -36,6 +40,7 @@ impl PlanLimits {
             max_deployments: overrides.max_deployments.or(self.max_deployments),
             deployment_rps: overrides.deployment_rps.or(self.deployment_rps),
             max_request_body_bytes: overrides.max_request_body_bytes.or(self.max_request_body_bytes),
+            max_storage_bytes: overrides.max_storage_bytes.or(self.max_storage_bytes),
         }
     }
 }
@@ -48,10 +53,12 @@ pub struct PlanTable {
 }
 
 const MIB: u64 = 1024 * 1024;
+const GIB: u64 = 1024 * MIB;
 
 impl Default for PlanTable {
-    /// The plans of MockForge Cloud: free (60 requests per minute, 3 deployments), pro (250,000
-    /// requests per 30 days) and team (1,000,000 requests per 30 days).
+    /// The plans of MockForge Cloud: free (60 requests per minute, 3 deployments, 100 MiB of
+    /// storage), pro (250,000 requests per 30 days, 20 GiB) and team (1,000,000 requests per 30
+    /// days, 100 GiB).
     fn default() -> Self {
         let plans = BTreeMap::from([
             (
@@ -62,6 +69,7 @@ impl Default for PlanTable {
                     max_deployments: Some(3),
                     deployment_rps: Some(10),
                     max_request_body_bytes: Some(MIB),
+                    max_storage_bytes: Some(100 * MIB),
                 },
             ),
             (
@@ -72,6 +80,7 @@ impl Default for PlanTable {
                     max_deployments: Some(25),
                     deployment_rps: Some(100),
                     max_request_body_bytes: Some(10 * MIB),
+                    max_storage_bytes: Some(20 * GIB),
                 },
             ),
             (
@@ -82,6 +91,7 @@ impl Default for PlanTable {
                     max_deployments: Some(100),
                     deployment_rps: Some(500),
                     max_request_body_bytes: Some(25 * MIB),
+                    max_storage_bytes: Some(100 * GIB),
                 },
             ),
         ]);
@@ -129,12 +139,29 @@ mod tests {
     }
 
     #[test]
+    fn default_plans_set_storage_quota() {
+        let table = PlanTable::default();
+        assert_eq!(table.limits("free").unwrap().max_storage_bytes, Some(104_857_600));
+        assert_eq!(table.limits("pro").unwrap().max_storage_bytes, Some(21_474_836_480));
+        assert_eq!(table.limits("team").unwrap().max_storage_bytes, Some(107_374_182_400));
+    }
+
+    #[test]
+    fn storage_quota_key_deserializes() {
+        let limits: PlanLimits = serde_json::from_value(serde_json::json!({ "max_storage_bytes": 2048 })).unwrap();
+        assert_eq!(limits.max_storage_bytes, Some(2048));
+        let unlimited: PlanLimits = serde_json::from_value(serde_json::json!({})).unwrap();
+        assert_eq!(unlimited.max_storage_bytes, None, "an omitted key means no limit");
+    }
+
+    #[test]
     fn configured_plan_replaces_whole_plan() {
         let configured = BTreeMap::from([("free".to_string(), PlanLimits { requests_per_minute: Some(5), ..Default::default() })]);
         let table = PlanTable::with_configured(configured);
         let free = table.limits("free").unwrap();
         assert_eq!(free.requests_per_minute, Some(5));
         assert_eq!(free.max_deployments, None, "an omitted key means no limit");
+        assert_eq!(free.max_storage_bytes, None, "an omitted key means no limit");
         assert!(table.limits("pro").is_some());
     }
 
@@ -144,5 +171,6 @@ mod tests {
         let merged = base.overridden_by(&PlanLimits { max_deployments: Some(10), ..Default::default() });
         assert_eq!(merged.max_deployments, Some(10));
         assert_eq!(merged.requests_per_minute, Some(60));
+        assert_eq!(merged.max_storage_bytes, Some(100 * MIB));
     }
 }

@@ -25,6 +25,9 @@ pub struct DeploymentHeader {
     /// Hex SHA-256 of the OpenAPI document.
     pub document_sha256: String,
     pub config: serde_json::Value,
+    /// See [`DeploymentRecord::period_start`].
+    #[serde(default)]
+    pub period_start: Option<i64>,
 }
 
 impl DeploymentHeader {
@@ -38,6 +41,7 @@ impl DeploymentHeader {
             plan: record.plan.clone(),
             document_sha256: record.document_sha256.clone(),
             config: record.config.clone(),
+            period_start: record.period_start,
         }
     }
 
@@ -52,6 +56,7 @@ impl DeploymentHeader {
             document,
             document_sha256: self.document_sha256,
             config: self.config,
+            period_start: self.period_start,
         }
     }
 }

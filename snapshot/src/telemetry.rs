@@ -39,6 +39,10 @@ pub struct RequestLog {
     /// When the request arrived, in milliseconds since the Unix epoch.
     pub at_unix_ms: i64,
     pub request_id: String,
+    /// The edge's explanation of the outcome when the status alone does not give it, for
+    /// example which plugin failed and how. Absent in batches from older edges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Everything one edge reports for one window.

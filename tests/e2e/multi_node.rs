@@ -448,3 +448,42 @@ async fn traffic_on_both_edges_adds_up() {
 
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn plugins_run_on_remote_edges() {
+    let cluster = Cluster::start(None).await;
+    let api = customer_at(&cluster.api, "plugger").await;
+    crate::plugins::publish(&api, "add-header").await;
+    crate::plugins::publish(&api, "rewrite-json-field").await;
+
+    let document: Value = serde_json::from_str(PETSTORE).unwrap();
+    let plugins = json!([
+        { "name": "add-header", "version": "1.0.0", "config": { "name": "x-from-plugin", "value": "remote" } },
+        { "name": "rewrite-json-field", "version": "1.0.0", "config": { "pointer": "/name", "value": "rewritten on the edge" } },
+    ]);
+    let request = json!({ "name": "plugged", "slug": "plugged", "openapi_spec": document, "config_json": { "plugins": plugins } });
+    let (status, created) = api.post("/api/v1/deployments", request).await;
+    assert!(status == 200 || status == 201, "create plugged: {status} {created}");
+    wait_for_status(&api, created["id"].as_str().unwrap(), "active").await;
+    wait_on_edges(&cluster, &[0, 1], "plugger", "plugged", 200, Duration::from_secs(30)).await;
+
+    let client = reqwest::Client::new();
+    for edge in &cluster.edges {
+        let response = client.get(edge.mock_url("plugger", "plugged")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "edge {}", edge.name);
+        let header = response.headers().get("x-from-plugin").map(|value| value.to_str().unwrap().to_owned());
+        assert_eq!(header.as_deref(), Some("remote"), "edge {}\n{}", edge.name, cluster.logs());
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["name"], "rewritten on the edge", "edge {}: {body}", edge.name);
+    }
+
+    // Each edge keeps the components it fetched in its data directory.
+    for (edge, name) in [("eu-1", "add-header"), ("us-1", "rewrite-json-field")] {
+        let wasm = mockforge_plugins::examples::plugin_file(name);
+        let sha256 = mockforge_plugins::checksum_hex(&mockforge_plugins::checksum(&wasm)).unwrap().to_owned();
+        let cached = std::fs::read(cluster.dir.0.join(edge).join("plugins").join(format!("{sha256}.wasm")));
+        assert_eq!(cached.ok(), Some(wasm), "cached {name} on {edge}");
+    }
+
+    cluster.stop().await;
+}

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::harness::{call_mock, customer, wait_for_status, Api, Server, PETSTORE};
 
-async fn publish(api: &Api, name: &str) {
+pub(crate) async fn publish(api: &Api, name: &str) {
     let form = Form::new()
         .text("name", name.to_owned())
         .text("version", "1.0.0")

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use mockforge_edge::quota_sync::QuotaSyncSettings;
 use mockforge_edge::remote::{RemoteFeed, RemoteSettings};
 use mockforge_edge::{Edge, EdgeConfig};
 
@@ -33,6 +34,11 @@ pub struct EdgeArgs {
     /// Name of this node in logs and reports [default: the region].
     #[arg(long, env = "MOCKFORGE_NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,
+    /// Interval, in milliseconds, at which the edge sends its 30-day request counts to Redis
+    /// and reads the other edges' counts. Applies with `--redis-url` only.
+    #[arg(long, env = "MOCKFORGE_QUOTA_FLUSH_INTERVAL_MS", value_name = "MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..))]
+    pub quota_flush_interval_ms: u64,
     /// Settings shared with the other commands: `--data-dir` stores the snapshot on disk,
     /// `--edge-listen` is the address of hosted mocks, `--public-edge-url` sets the base domain,
     /// `--redis-url` subscribes to version announcements, `--admin-listen` serves metrics, and
@@ -47,6 +53,7 @@ struct EdgeOptions {
     node_token: String,
     region: String,
     node_name: String,
+    quota_flush_interval: Duration,
     settings: Settings,
 }
 
@@ -76,7 +83,8 @@ fn validate(args: EdgeArgs) -> anyhow::Result<EdgeOptions> {
     let region = args.region.context("missing --region NAME (or MOCKFORGE_REGION), for example eu-1")?;
     anyhow::ensure!(!region.trim().is_empty(), "invalid --region: the region name is empty");
     let node_name = args.node_name.unwrap_or_else(|| region.clone());
-    Ok(EdgeOptions { control_plane, node_token, region, node_name, settings })
+    let quota_flush_interval = Duration::from_millis(args.quota_flush_interval_ms);
+    Ok(EdgeOptions { control_plane, node_token, region, node_name, quota_flush_interval, settings })
 }
 
 async fn run_edge(options: EdgeOptions) -> anyhow::Result<()> {
@@ -90,7 +98,9 @@ async fn run_edge(options: EdgeOptions) -> anyhow::Result<()> {
         node_name: options.node_name.clone(),
         plans: settings.plans.clone(),
         admin_listen: settings.admin_listen,
+        max_connections: settings.edge_max_connections,
         allow_private_upstreams: settings.fetch.allow_private_networks,
+        tls: settings.edge_tls.clone(),
         ..EdgeConfig::default()
     });
     let feed = RemoteFeed::start(RemoteSettings {
@@ -103,6 +113,14 @@ async fn run_edge(options: EdgeOptions) -> anyhow::Result<()> {
     let handle = edge
         .start()
         .with_context(|| format!("cannot start the edge on {} (--edge-listen)", settings.edge_listen))?;
+    // Plugins are enabled before the follower starts, so the first snapshot can load them.
+    edge.enable_plugins(
+        Arc::new(feed.plugin_source(settings.data_dir.join("plugins"))),
+        mockforge_edge::plugins::PluginHostConfig {
+            cache_dir: Some(settings.data_dir.join("plugin-cache")),
+            ..Default::default()
+        },
+    );
 
     let follower = {
         let edge = edge.clone();
@@ -115,6 +133,15 @@ async fn run_edge(options: EdgeOptions) -> anyhow::Result<()> {
         tokio::spawn(async move { edge.report_to(sink).await })
     };
     let heartbeats = tokio::spawn(feed.clone().send_heartbeats(edge.clone(), HEARTBEAT_INTERVAL));
+    // Without Redis each edge enforces the 30-day quota on its own counts.
+    let quota_sync = settings.redis_url.clone().map(|redis_url| {
+        let edge = edge.clone();
+        let settings = QuotaSyncSettings {
+            flush_interval: options.quota_flush_interval,
+            ..QuotaSyncSettings::new(redis_url)
+        };
+        tokio::spawn(async move { edge.sync_quotas(settings).await })
+    });
 
     tracing::info!(
         node = %options.node_name,
@@ -133,10 +160,13 @@ async fn run_edge(options: EdgeOptions) -> anyhow::Result<()> {
     let finished = tokio::time::timeout(SHUTDOWN_GRACE, async {
         let _ = follower.await;
         let _ = reporter.await;
+        if let Some(quota_sync) = quota_sync {
+            let _ = quota_sync.await;
+        }
     })
     .await;
     if finished.is_err() {
-        tracing::warn!("the follower or the telemetry reporter did not finish within {SHUTDOWN_GRACE:?}");
+        tracing::warn!("the follower, the telemetry reporter or the quota sync did not finish within {SHUTDOWN_GRACE:?}");
     }
     tracing::info!(node = %options.node_name, "edge node stopped");
     Ok(())

@@ -47,6 +47,7 @@ pub(crate) fn control_plane_config(settings: &Settings) -> mockforge_control_pla
         stripe_price_ids: settings.stripe.price_ids.clone(),
         oauth_providers,
         gdpr_grace_period: settings.gdpr_grace_period.unwrap_or(defaults.gdpr_grace_period),
+        s3_storage: settings.s3_storage.clone(),
         ..defaults
     }
 }

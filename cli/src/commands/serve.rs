@@ -41,7 +41,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         node_name: LOCAL_NODE.to_string(),
         plans: settings.plans.clone(),
         admin_listen: settings.admin_listen,
+        max_connections: settings.edge_max_connections,
         allow_private_upstreams: settings.fetch.allow_private_networks,
+        tls: settings.edge_tls.clone(),
         ..EdgeConfig::default()
     });
     let edge_handle = edge.start().with_context(|| format!("cannot start the edge on {} (--edge-listen)", settings.edge_listen))?;

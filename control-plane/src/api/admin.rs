@@ -5,8 +5,10 @@ use axum::Json;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use utoipa::IntoParams;
 
 use super::billing::require_platform_admin;
+use super::openapi::schemas::{Analytics, ErrorBody, PlatformStats};
 use super::ApiQuery;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -15,13 +17,29 @@ use crate::state::AppState;
 const METRICS: [&str; 4] = ["users", "subscriptions", "usage", "features"];
 const DEFAULT_RANGE: Duration = Duration::days(30);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AnalyticsQuery {
+    /// ISO 8601 date or timestamp; 30 days before `end_date` by default.
     start_date: Option<String>,
+    /// ISO 8601 date or timestamp; now by default.
     end_date: Option<String>,
+    /// One section only: `users`, `subscriptions`, `usage` or `features`.
     metric: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/stats",
+    tag = "admin",
+    operation_id = "get_admin_stats",
+    summary = "Get platform statistics",
+    responses(
+        (status = 200, description = "Totals across the platform", body = PlatformStats),
+        (status = 403, description = "The caller is not a platform administrator (`FORBIDDEN`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 pub async fn stats(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     require_platform_admin(&state, &caller).await?;
     let stats = state.store.admin().platform_stats().await?;
@@ -48,20 +66,22 @@ fn parse_date(parameter: &'static str, text: &str) -> ApiResult<DateTime<Utc>> {
         })
 }
 
-/// Sums the sizes of all stored OpenAPI documents.
-async fn document_bytes(state: &AppState) -> u64 {
-    let dir = state.config.data_dir.join("artifacts").join("documents");
-    let mut total = 0;
-    if let Ok(mut entries) = tokio::fs::read_dir(&dir).await {
-        while let Ok(Some(entry)) = entries.next_entry().await {
-            if let Ok(metadata) = entry.metadata().await {
-                total += metadata.len();
-            }
-        }
-    }
-    total
-}
-
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/analytics",
+    tag = "admin",
+    operation_id = "get_admin_analytics",
+    summary = "Get platform analytics",
+    params(
+        AnalyticsQuery,
+    ),
+    responses(
+        (status = 200, description = "The selected sections and the period", body = Analytics),
+        (status = 400, description = "A date or the metric is invalid, or the start is not before the end (`VALIDATION_ERROR`)", body = ErrorBody),
+        (status = 403, description = "The caller is not a platform administrator (`FORBIDDEN`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 pub async fn analytics(
     State(state): State<AppState>,
     caller: Caller,
@@ -97,7 +117,7 @@ pub async fn analytics(
     for (plan, count) in &analytics.organizations_by_plan {
         subscriptions.insert(plan.clone(), Value::from(*count));
     }
-    let storage_gb = document_bytes(&state).await as f64 / 1e9;
+    let storage_gb = state.store.documents().total_document_bytes().await? as f64 / 1e9;
     let sections = [
         (
             "users",

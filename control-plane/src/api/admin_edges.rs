@@ -5,12 +5,25 @@ use axum::Json;
 use chrono::Utc;
 use serde_json::{json, Value};
 
+use super::openapi::schemas::{EdgeList, ErrorBody};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// Lists every edge node with its region, version lag and last heartbeat. Only users whose
 /// e-mail address is in `admin_emails` (or who registered as administrators) may call it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/edges",
+    tag = "admin",
+    operation_id = "list_edges",
+    summary = "List edge nodes",
+    responses(
+        (status = 200, description = "Every edge node with its region, version lag and last heartbeat", body = EdgeList),
+        (status = 403, description = "The caller is not a platform administrator (`FORBIDDEN`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn list(caller: Caller, State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let user = state.store.user_by_id(caller.user_id).await?;
     let is_admin = user.is_some_and(|user| {

@@ -9,8 +9,10 @@ use axum::http::request::Parts;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::IntoParams;
 use uuid::Uuid;
 
+use super::openapi::schemas::{AuditLogEntry, ErrorBody};
 use super::{parse_id, ApiQuery};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -87,11 +89,19 @@ pub fn entry_for(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Maximum number of entries, newest first: 1 to 1000, default 50.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+    /// Number of entries to skip, default 0.
+    #[param(value_type = Option<i64>, minimum = 0)]
     offset: Option<String>,
+    /// Only entries of this type, for example `token_created`.
     event_type: Option<String>,
+    /// Only entries of this user.
+    #[param(value_type = Option<Uuid>)]
     user_id: Option<String>,
 }
 
@@ -134,6 +144,25 @@ pub(crate) async fn require_org_admin(state: &AppState, caller: &Caller, org_id:
     Ok(())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/organizations/{org_id}/audit-logs",
+    tag = "organizations",
+    operation_id = "list_audit_logs",
+    summary = "List audit logs",
+    description = "Pages with `limit` and `offset`. Owners and admins only.",
+    params(
+        ("org_id" = Uuid, Path, description = "The organization"),
+        ListQuery,
+    ),
+    responses(
+        (status = 200, description = "Audit entries, newest first", body = [AuditLogEntry]),
+        (status = 400, description = "The organization id or a query parameter is invalid (`VALIDATION_ERROR`)", body = ErrorBody),
+        (status = 403, description = "The caller is not an owner or admin of the organization, or the API token lacks the `admin` scope", body = ErrorBody),
+        (status = 404, description = "The organization does not exist or the caller is not a member; an API token sees only its own organization (`NOT_FOUND`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,

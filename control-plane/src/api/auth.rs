@@ -11,9 +11,11 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::audit::RequestMeta;
+use super::openapi::schemas::{ErrorBody, Session};
 use super::{security, validate, ApiJson};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -22,21 +24,28 @@ use crate::store::{now, NewAccount, StoreError, User};
 /// Registration attempts when concurrent registrations race for the same organization slug.
 const SLUG_ATTEMPTS: u32 = 3;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
+    /// 3 to 64 characters.
+    #[schema(min_length = 3, max_length = 64)]
     username: String,
+    /// An e-mail address of at most 254 characters, stored in lower case.
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    /// At least 8 characters.
+    #[schema(min_length = 8, max_length = 1024)]
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
     email: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RefreshRequest {
+    /// A JWT that is valid or expired less than 7 days ago.
     token: String,
 }
 
@@ -80,6 +89,20 @@ pub(super) async fn session(state: &AppState, user: &User) -> ApiResult<Json<Val
     Ok(Json(json!({ "token": token, "user_id": user.id, "username": user.username })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    tag = "auth",
+    operation_id = "register",
+    summary = "Register",
+    description = "Creates a user, a personal organization on the free plan and a session, and sends a verification e-mail.",
+    request_body(content = RegisterRequest),
+    responses(
+        (status = 201, description = "The account, its personal organization and a session were created", body = Session),
+        (status = 400, description = "Invalid input (`VALIDATION_ERROR`, `INVALID_JSON`)", body = ErrorBody),
+        (status = 409, description = "The username or e-mail address is already taken (`CONFLICT`)", body = ErrorBody),
+    ),
+)]
 pub async fn register(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RegisterRequest>,
@@ -134,6 +157,20 @@ pub async fn register(
     Ok((StatusCode::CREATED, session(&state, &user).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    operation_id = "login",
+    summary = "Log in",
+    description = "After 5 failed attempts for one e-mail address or 10 from one IP address within 15 minutes, login is locked with 429 and `Retry-After` until the oldest failure is 15 minutes old.",
+    request_body(content = LoginRequest),
+    responses(
+        (status = 200, description = "A new session", body = Session),
+        (status = 400, description = "Invalid input (`VALIDATION_ERROR`, `INVALID_JSON`)", body = ErrorBody),
+        (status = 401, description = "The e-mail address or password is wrong, or the account is locked for deletion (`UNAUTHORIZED`)", body = ErrorBody),
+    ),
+)]
 pub async fn login(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -161,6 +198,19 @@ pub async fn login(
     session(&state, &user).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/token/refresh",
+    tag = "auth",
+    operation_id = "refresh_token",
+    summary = "Refresh a JWT",
+    request_body(content = RefreshRequest),
+    responses(
+        (status = 200, description = "A new session", body = Session),
+        (status = 400, description = "Invalid input (`VALIDATION_ERROR`, `INVALID_JSON`)", body = ErrorBody),
+        (status = 401, description = "The token is invalid, revoked or expired more than 7 days ago (`UNAUTHORIZED`)", body = ErrorBody),
+    ),
+)]
 pub async fn refresh(State(state): State<AppState>, ApiJson(request): ApiJson<RefreshRequest>) -> ApiResult<Json<Value>> {
     let (user_id, generation) = state.jwt.verify_for_refresh_claims(&request.token)?;
     crate::auth::check_generation(&state, user_id, generation).await?;

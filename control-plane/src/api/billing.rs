@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
@@ -12,29 +11,37 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::Sha256;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::audit::{self, RequestMeta};
-use super::{parse_id, ApiJson};
+use super::openapi::schemas::{CheckoutSession, ErrorBody, PlanChange, Subscription, WebhookReceipt};
+use super::{parse_id, ApiBody, ApiJson};
 use crate::auth::{Caller, Credential, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::billing::{BillingChange, BillingOutcome};
 
+/// Maximum Stripe event body, in bytes.
+pub const WEBHOOK_BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// Maximum age of a webhook signature timestamp, either way.
 pub const WEBHOOK_TOLERANCE_SECONDS: i64 = 300;
 const STRIPE_TIMEOUT: Duration = Duration::from_secs(15);
 const FREE_PLAN: &str = "free";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct CheckoutRequest {
+    /// A plan with a configured Stripe price, for example `pro` or `team`.
     plan: String,
+    /// Absolute http or https URL that Stripe returns to after payment.
     success_url: String,
+    /// Absolute http or https URL that Stripe returns to on cancel.
     cancel_url: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct PlanRequest {
+    /// A plan of the plan table, for example `free`, `pro` or `team`.
     plan: String,
 }
 
@@ -47,15 +54,28 @@ fn plan_limits_json(state: &AppState, plan: &str) -> Value {
         "requests_per_30d": limits.requests_per_30d,
         "deployment_rps": limits.deployment_rps,
         "max_request_body_bytes": limits.max_request_body_bytes,
+        "max_storage_bytes": limits.max_storage_bytes,
+        "storage_gb": limits.max_storage_bytes.map(crate::quota::gibibytes),
         "hosted_mocks": true,
-        // TODO: projects, collaborators, storage and AI quotas are not in the plan table yet.
+        // TODO: projects, collaborators and AI quotas are not in the plan table yet.
         "max_projects": Value::Null,
         "max_collaborators": Value::Null,
-        "storage_gb": Value::Null,
         "ai_tokens_per_month": Value::Null,
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/billing/subscription",
+    tag = "billing",
+    operation_id = "get_subscription",
+    summary = "Get the subscription",
+    responses(
+        (status = 200, description = "The organization's plan, subscription status, usage and limits", body = Subscription),
+        (status = 403, description = "The API token lacks the `read` scope (`INSUFFICIENT_SCOPE`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn subscription(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Scope::Read)?;
     let subscription = state.store.billing().subscription(caller.org.id).await?;
@@ -65,8 +85,11 @@ pub async fn subscription(State(state): State<AppState>, caller: Caller) -> ApiR
         "org_id": caller.org.id,
         "plan": caller.org.plan,
         "status": status,
+        "current_period_start": subscription.as_ref().and_then(|row| row.current_period_start),
         "current_period_end": subscription.as_ref().and_then(|row| row.current_period_end),
         "usage": {
+            "period_start": usage["period_start"],
+            "period_end": usage["period_end"],
             "requests": usage["requests"],
             "requests_limit": usage["requests_limit"],
             "storage_bytes": usage["storage_bytes"],
@@ -85,6 +108,21 @@ fn validate_url(field: &'static str, text: &str) -> ApiResult<()> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/billing/checkout",
+    tag = "billing",
+    operation_id = "create_checkout_session",
+    summary = "Create a checkout session",
+    request_body(content = CheckoutRequest),
+    responses(
+        (status = 200, description = "A Stripe Checkout session to send the user to", body = CheckoutSession),
+        (status = 400, description = "Invalid input (`VALIDATION_ERROR`, `INVALID_JSON`)", body = ErrorBody),
+        (status = 403, description = "The API token lacks the `admin` scope, or the user is not an owner or admin of the organization", body = ErrorBody),
+        (status = 503, description = "Billing is not configured on this server, or Stripe is unreachable or rejected the session (`SERVICE_UNAVAILABLE`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn checkout(
     State(state): State<AppState>,
     caller: Caller,
@@ -221,27 +259,32 @@ async fn event_org(state: &AppState, object: &Value, subscription_id: Option<&st
     Ok(state.store.billing().org_for_stripe(subscription_id, customer).await?)
 }
 
+/// The start and end of a Stripe billing period. `None` keeps the stored value.
+type Period = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// Turns a Stripe event into a billing change, or `None` for events that change nothing.
 async fn billing_change(state: &AppState, event_type: &str, object: &Value) -> ApiResult<Option<BillingChange>> {
     let customer = object["customer"].as_str().map(str::to_owned);
-    let change =
-        |org_id, plan: Option<String>, status: Option<&str>, subscription: Option<String>, period_end| BillingChange {
+    let change = |org_id, plan: Option<String>, status: Option<&str>, subscription: Option<String>, period: Period| {
+        BillingChange {
             event: None,
             org_id,
             plan,
             status: status.map(str::to_owned),
             stripe_customer_id: customer.clone(),
             stripe_subscription_id: subscription,
-            current_period_end: period_end,
+            current_period_start: period.0,
+            current_period_end: period.1,
             audit: None,
-        };
+        }
+    };
     let result = match event_type {
         "checkout.session.completed" => {
             let subscription = object["subscription"].as_str().map(str::to_owned);
             let plan = object["metadata"]["plan"].as_str().map(str::to_owned);
             event_org(state, object, subscription.as_deref())
                 .await?
-                .map(|org| change(org, plan, Some("active"), subscription, None))
+                .map(|org| change(org, plan, Some("active"), subscription, (None, None)))
         }
         "customer.subscription.created" | "customer.subscription.updated" => {
             let subscription = object["id"].as_str().map(str::to_owned);
@@ -249,17 +292,21 @@ async fn billing_change(state: &AppState, event_type: &str, object: &Value) -> A
             // Only a subscription in good standing grants its plan; others keep the current one
             // until Stripe cancels them.
             let plan = if matches!(status, "active" | "trialing") { subscription_plan(state, object) } else { None };
-            let period_end = unix_time(&object["current_period_end"])
-                .or_else(|| unix_time(&object["items"]["data"][0]["current_period_end"]));
+            // Stripe API versions from 2025-03-31 carry the period on the items only.
+            let item = &object["items"]["data"][0];
+            let period = (
+                unix_time(&object["current_period_start"]).or_else(|| unix_time(&item["current_period_start"])),
+                unix_time(&object["current_period_end"]).or_else(|| unix_time(&item["current_period_end"])),
+            );
             event_org(state, object, subscription.as_deref())
                 .await?
-                .map(|org| change(org, plan, Some(status), subscription, period_end))
+                .map(|org| change(org, plan, Some(status), subscription, period))
         }
         "customer.subscription.deleted" => {
             let subscription = object["id"].as_str().map(str::to_owned);
             event_org(state, object, subscription.as_deref())
                 .await?
-                .map(|org| change(org, Some(FREE_PLAN.to_owned()), Some("canceled"), subscription, None))
+                .map(|org| change(org, Some(FREE_PLAN.to_owned()), Some("canceled"), subscription, (None, None)))
         }
         "invoice.payment_succeeded" | "invoice.payment_failed" => {
             let subscription = object["subscription"]
@@ -267,23 +314,43 @@ async fn billing_change(state: &AppState, event_type: &str, object: &Value) -> A
                 .or_else(|| object["parent"]["subscription_details"]["subscription"].as_str())
                 .map(str::to_owned);
             let status = if event_type == "invoice.payment_succeeded" { "active" } else { "past_due" };
-            let period_end = unix_time(&object["lines"]["data"][0]["period"]["end"]);
+            // Stripe renews the subscription's period whether or not the invoice is paid.
+            let line_period = &object["lines"]["data"][0]["period"];
+            let period = (unix_time(&line_period["start"]), unix_time(&line_period["end"]));
             let org = match state.store.billing().org_for_stripe(subscription.as_deref(), customer.as_deref()).await? {
                 Some(org) => Some(org),
                 None => event_org(state, object, subscription.as_deref()).await?,
             };
-            org.map(|org| change(org, None, Some(status), subscription, period_end))
+            org.map(|org| change(org, None, Some(status), subscription, period))
         }
         _ => None,
     };
     Ok(result)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/billing/webhook",
+    tag = "billing",
+    operation_id = "stripe_webhook",
+    summary = "Receive a Stripe event",
+    description = "Called by Stripe, authenticated by the signature, and not rate-limited. `checkout.session.completed` and `customer.subscription.*` events change the plan.",
+    params(
+        ("Stripe-Signature" = String, Header, description = "`t=<unix time>,v1=<HMAC-SHA256 hex>`, signed with the webhook secret"),
+    ),
+    request_body(content = Object, description = "A Stripe event"),
+    responses(
+        (status = 200, description = "The event was received; each event id is processed once", body = WebhookReceipt),
+        (status = 400, description = "The `Stripe-Signature` header is missing, invalid or older than 5 minutes, or the body is not a Stripe event (`VALIDATION_ERROR`, `INVALID_JSON`)", body = ErrorBody),
+        (status = 413, description = "The body exceeds 2 MiB (2097152 bytes); `details.max_bytes` is the limit (`PAYLOAD_TOO_LARGE`)", body = ErrorBody),
+        (status = 503, description = "No webhook secret is configured on this server (`SERVICE_UNAVAILABLE`)", body = ErrorBody),
+    ),
+)]
 pub async fn webhook(
     State(state): State<AppState>,
     meta: RequestMeta,
     headers: HeaderMap,
-    payload: Bytes,
+    ApiBody(payload): ApiBody<WEBHOOK_BODY_LIMIT>,
 ) -> ApiResult<Json<Value>> {
     let Some(secret) = state.config.stripe_webhook_secret.as_deref() else {
         return Err(ApiError::Unavailable(
@@ -358,6 +425,25 @@ pub(crate) async fn require_platform_admin(state: &AppState, caller: &Caller) ->
     }
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/organizations/{org_id}/plan",
+    tag = "admin",
+    operation_id = "set_organization_plan",
+    summary = "Set an organization's plan",
+    description = "Platform administrators (`admin_emails`) with a JWT only.",
+    params(
+        ("org_id" = Uuid, Path, description = "The organization"),
+    ),
+    request_body(content = PlanRequest),
+    responses(
+        (status = 200, description = "The plan is changed without Stripe", body = PlanChange),
+        (status = 400, description = "Invalid input (`VALIDATION_ERROR`, `INVALID_JSON`)", body = ErrorBody),
+        (status = 403, description = "The caller is not a platform administrator (`FORBIDDEN`)", body = ErrorBody),
+        (status = 404, description = "The organization does not exist (`NOT_FOUND`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 pub async fn admin_set_plan(
     State(state): State<AppState>,
     caller: Caller,
@@ -382,6 +468,7 @@ pub async fn admin_set_plan(
         status: Some("active".to_owned()),
         stripe_customer_id: None,
         stripe_subscription_id: None,
+        current_period_start: None,
         current_period_end: None,
         audit: Some(audit::entry_for(
             org_id,

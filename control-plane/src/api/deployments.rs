@@ -9,9 +9,11 @@ use mockforge_engine::{Diagnostic, MockOptions};
 use mockforge_snapshot::PlanTable;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::audit::{self, RequestMeta};
+use super::openapi::schemas::{DeploymentDetail, DeploymentLogEntry, DeploymentStatusChange, DeploymentSummary, ErrorBody, SuccessMessage};
 use super::{parse_id, validate, ApiJson, ApiQuery};
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
@@ -33,33 +35,56 @@ fn max_deployments(plans: &PlanTable, plan: &str) -> Option<i64> {
     limits.max_deployments.map(|limit| limit as i64)
 }
 
-#[derive(Deserialize)]
+/// Exactly one of `openapi_spec_url` and `openapi_spec` is required.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = CreateDeploymentRequest)]
 pub struct CreateRequest {
+    /// Required: 1 to 100 characters.
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
     name: Option<String>,
+    /// A DNS label, unique in the organization; derived from the name by default.
+    #[schema(max_length = 63, pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")]
     slug: Option<String>,
+    /// At most 2000 characters.
+    #[schema(max_length = 2000)]
     description: Option<String>,
+    #[schema(value_type = Option<Uuid>)]
     project_id: Option<String>,
+    /// An http or https URL to fetch the OpenAPI document from. Private and reserved addresses
+    /// are rejected.
     openapi_spec_url: Option<String>,
+    #[schema(schema_with = super::openapi::schemas::inline_document_schema)]
     openapi_spec: Option<Value>,
+    /// Mock options, an object.
+    #[schema(value_type = Option<Object>)]
     config_json: Option<Value>,
     /// A marketplace template, `name@version`, whose settings `config_json` overrides.
     template: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// `deploying`, `active`, `failed` or `stopped`.
     status: Option<String>,
+    #[param(value_type = Option<Uuid>)]
     project_id: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = DeploymentStatusRequest)]
 pub struct StatusRequest {
+    /// `active` or `stopped`.
     status: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogsQuery {
+    /// Maximum number of entries, newest first: 1 to 1000, default 100.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+    /// `info`, `warn` or `error`.
     level: Option<String>,
 }
 
@@ -203,6 +228,23 @@ fn validate_create(request: &CreateRequest) -> ApiResult<ValidCreate> {
     Ok(ValidCreate { name, slug, description, project_id, config })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments",
+    tag = "deployments",
+    operation_id = "create_deployment",
+    summary = "Create a deployment",
+    description = "Compiles the OpenAPI document and publishes the mock to the edges.",
+    request_body(content = CreateRequest),
+    responses(
+        (status = 201, description = "The deployment, with status `deploying` until an edge serves it", body = DeploymentDetail),
+        (status = 400, description = "Invalid input, or the document does not compile (`VALIDATION_ERROR`, `INVALID_JSON`, `INVALID_OPENAPI_DOCUMENT`, `INVALID_CONFIG`, `DOCUMENT_FETCH_FAILED`, `ADDRESS_NOT_ALLOWED`, `DOCUMENT_TOO_LARGE`)", body = ErrorBody),
+        (status = 403, description = "The API token lacks the `write` scope (`INSUFFICIENT_SCOPE`), or the plan allows no more deployments (`PLAN_LIMIT_EXCEEDED`)", body = ErrorBody),
+        (status = 409, description = "The slug is taken in the organization (`CONFLICT`)", body = ErrorBody),
+        (status = 413, description = "The body exceeds 32 MiB (`PAYLOAD_TOO_LARGE`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -237,7 +279,8 @@ pub async fn create(
         Err(error) => return Err(ApiError::InvalidDocument { problems: error.diagnostics }),
     };
 
-    let document_sha256 = state.artifacts.put(&text).await?;
+    crate::quota::check_document_upload(&state, &caller.org, &text).await?;
+    let document_sha256 = crate::artifacts::ArtifactStore::sha256(&text);
     let timestamp = now();
     let deployment = Deployment {
         id: Uuid::new_v4(),
@@ -254,6 +297,9 @@ pub async fn create(
         updated_at: timestamp,
         org_slug: caller.org.slug.clone(),
         org_plan: caller.org.plan.clone(),
+        org_created_at: caller.org.created_at,
+        // Read from the subscription when the store loads the deployment.
+        org_period_start: None,
     };
     let audit = audit::entry(
         &caller,
@@ -262,7 +308,7 @@ pub async fn create(
         format!("Deployment {} created", deployment.slug),
         json!({ "deployment_id": deployment.id, "name": deployment.name, "slug": deployment.slug }),
     );
-    let version = state.store.create_deployment(&deployment, limit, &audit).await.map_err(|error| match error {
+    let version = state.store.create_deployment(&deployment, &text, limit, &audit).await.map_err(|error| match error {
         StoreError::Conflict { .. } => ApiError::Conflict { field: "slug", value: deployment.slug.clone() },
         StoreError::PlanLimit { limit } => plan_limit(&caller.org.plan, limit),
         StoreError::Database(error) => error.into(),
@@ -287,6 +333,22 @@ fn plan_limit(plan: &str, limit: i64) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployments",
+    tag = "deployments",
+    operation_id = "list_deployments",
+    summary = "List deployments",
+    params(
+        ListQuery,
+    ),
+    responses(
+        (status = 200, description = "The organization's deployments", body = [DeploymentSummary]),
+        (status = 400, description = "A filter is invalid (`VALIDATION_ERROR`)", body = ErrorBody),
+        (status = 403, description = "The API token lacks the `read` scope (`INSUFFICIENT_SCOPE`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -309,6 +371,23 @@ pub async fn list(
     Ok(Json(Value::Array(deployments.iter().map(|d| summary_json(&state, d)).collect())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployments/{deployment_id}",
+    tag = "deployments",
+    operation_id = "get_deployment",
+    summary = "Get a deployment",
+    params(
+        ("deployment_id" = Uuid, Path, description = "The deployment"),
+    ),
+    responses(
+        (status = 200, description = "The deployment", body = DeploymentDetail),
+        (status = 400, description = "The id is not a UUID (`VALIDATION_ERROR`)", body = ErrorBody),
+        (status = 403, description = "The API token lacks the `read` scope (`INSUFFICIENT_SCOPE`)", body = ErrorBody),
+        (status = 404, description = "The deployment does not exist in the organization (`NOT_FOUND`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     caller.require(Scope::Read)?;
     let id = parse_id("deployment id", &id)?;
@@ -316,6 +395,24 @@ pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<S
     Ok(Json(detail_json(&state, &deployment)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/deployments/{deployment_id}/status",
+    tag = "deployments",
+    operation_id = "update_deployment_status",
+    summary = "Stop or reactivate a deployment",
+    params(
+        ("deployment_id" = Uuid, Path, description = "The deployment"),
+    ),
+    request_body(content = StatusRequest),
+    responses(
+        (status = 200, description = "The new status", body = DeploymentStatusChange),
+        (status = 400, description = "Invalid input (`VALIDATION_ERROR`, `INVALID_JSON`)", body = ErrorBody),
+        (status = 403, description = "The API token lacks the `write` scope (`INSUFFICIENT_SCOPE`)", body = ErrorBody),
+        (status = 404, description = "The deployment does not exist in the organization (`NOT_FOUND`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn update_status(
     State(state): State<AppState>,
     caller: Caller,
@@ -352,6 +449,23 @@ pub async fn update_status(
     Ok(Json(json!({ "id": d.id, "status": d.status, "updated_at": d.updated_at })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/deployments/{deployment_id}",
+    tag = "deployments",
+    operation_id = "delete_deployment",
+    summary = "Delete a deployment",
+    params(
+        ("deployment_id" = Uuid, Path, description = "The deployment"),
+    ),
+    responses(
+        (status = 200, description = "The deployment is deleted and leaves the edges", body = SuccessMessage),
+        (status = 400, description = "The id is not a UUID (`VALIDATION_ERROR`)", body = ErrorBody),
+        (status = 403, description = "The API token lacks the `write` scope (`INSUFFICIENT_SCOPE`)", body = ErrorBody),
+        (status = 404, description = "The deployment does not exist in the organization (`NOT_FOUND`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -367,6 +481,24 @@ pub async fn delete(
     Ok(Json(json!({ "success": true, "message": "Deployment deleted successfully" })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployments/{deployment_id}/logs",
+    tag = "deployments",
+    operation_id = "get_deployment_logs",
+    summary = "Get deployment logs",
+    params(
+        ("deployment_id" = Uuid, Path, description = "The deployment"),
+        LogsQuery,
+    ),
+    responses(
+        (status = 200, description = "Lifecycle events and requests served by edges, merged newest first", body = [DeploymentLogEntry]),
+        (status = 400, description = "The id or a query parameter is invalid (`VALIDATION_ERROR`)", body = ErrorBody),
+        (status = 403, description = "The API token lacks the `read` scope (`INSUFFICIENT_SCOPE`)", body = ErrorBody),
+        (status = 404, description = "The deployment does not exist in the organization (`NOT_FOUND`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn logs(
     State(state): State<AppState>,
     caller: Caller,
@@ -424,7 +556,7 @@ pub async fn logs(
         let body = json!({
             "id": entry.id,
             "level": level,
-            "message": format!("{} {} {} ({:.1} ms)", entry.method, entry.path, entry.status, entry.latency_ms),
+            "message": request_log_message(entry),
             "created_at": entry.created_at,
             "source": "request",
             "method": entry.method,
@@ -438,4 +570,14 @@ pub async fn logs(
     entries.sort_by_key(|entry| std::cmp::Reverse(entry.0));
     entries.truncate(limit as usize);
     Ok(Json(Value::Array(entries.into_iter().map(|(_, body)| body).collect())))
+}
+
+/// Builds the message of a request log: method, path, status and latency, then the edge's
+/// explanation (such as a failed plugin) when it sent one.
+fn request_log_message(entry: &crate::store::usage::RequestLogEntry) -> String {
+    let summary = format!("{} {} {} ({:.1} ms)", entry.method, entry.path, entry.status, entry.latency_ms);
+    match &entry.message {
+        Some(message) => format!("{summary}: {message}"),
+        None => summary,
+    }
 }

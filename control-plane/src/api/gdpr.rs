@@ -6,6 +6,7 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::audit::{self, RequestMeta};
+use super::openapi::schemas::{DataExport, DeleteAccountRequest, DeletionScheduled, ErrorBody};
 use super::ApiJson;
 use crate::auth::{Caller, Credential};
 use crate::error::{ApiError, ApiResult};
@@ -13,6 +14,18 @@ use crate::state::AppState;
 
 /// Returns everything stored about the calling user, secrets excluded. Deployments are those of
 /// the organizations the user belongs to.
+#[utoipa::path(
+    get,
+    path = "/api/v1/gdpr/export",
+    tag = "gdpr",
+    operation_id = "export_data",
+    summary = "Export my data",
+    responses(
+        (status = 200, description = "Everything stored about the user, secrets excluded", body = DataExport),
+        (status = 403, description = "The request uses an API token; a login session (JWT) is required (`FORBIDDEN`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 pub async fn export(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     if !matches!(caller.credential, Credential::Jwt) {
         return Err(ApiError::Forbidden("the data export requires a login session (JWT), not an API token".to_owned()));
@@ -62,6 +75,20 @@ pub async fn export(State(state): State<AppState>, caller: Caller) -> ApiResult<
 
 /// Locks the calling user's account at once and schedules its deletion after the grace period.
 /// The body must be `{"confirm": true}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/gdpr/delete",
+    tag = "gdpr",
+    operation_id = "delete_account",
+    summary = "Delete my account",
+    request_body(content = DeleteAccountRequest),
+    responses(
+        (status = 200, description = "The account is locked now and deleted after the grace period", body = DeletionScheduled),
+        (status = 400, description = "`confirm` is not `true` (`VALIDATION_ERROR`)", body = ErrorBody),
+        (status = 403, description = "The request uses an API token; a login session (JWT) is required (`FORBIDDEN`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,

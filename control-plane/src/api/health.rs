@@ -9,20 +9,52 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::openapi::schemas::{DetailedHealth, ErrorBody, Health, ProbeStatus, StatusPage};
 use crate::error::ApiError;
 use crate::state::AppState;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    operation_id = "get_health",
+    summary = "Health check",
+    responses(
+        (status = 200, description = "The server is up", body = Health),
+    ),
+)]
 pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok", "version": VERSION }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "health",
+    operation_id = "get_liveness",
+    summary = "Liveness probe",
+    responses(
+        (status = 200, description = "The process is alive", body = ProbeStatus),
+    ),
+)]
 pub async fn live() -> Json<Value> {
     Json(json!({ "status": "alive" }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "health",
+    operation_id = "get_readiness",
+    summary = "Readiness probe",
+    responses(
+        (status = 200, description = "Migrations have finished and the database is reachable", body = ProbeStatus),
+        (status = 503, description = "Migrations are running or the database is unreachable (`SERVICE_UNAVAILABLE`)", body = ErrorBody),
+    ),
+)]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     if !state.ready.load(Ordering::Acquire) {
         return Err(ApiError::Unavailable("database migrations have not finished".to_owned()));
@@ -101,6 +133,18 @@ async fn run_checks(state: &AppState) -> (Check, Check, Check) {
     tokio::join!(check_database(state), check_redis(state), check_storage(state))
 }
 
+#[utoipa::path(
+    get,
+    path = "/health/detailed",
+    tag = "health",
+    operation_id = "get_detailed_health",
+    summary = "Detailed health check",
+    description = "Checks the database, Redis and a write to the data directory.",
+    responses(
+        (status = 200, description = "Every check is `ok` or `not_configured`", body = DetailedHealth),
+        (status = 503, description = "A check reports `error`; the body has the same shape with status `degraded`", body = DetailedHealth),
+    ),
+)]
 pub async fn detailed(State(state): State<AppState>) -> Response {
     let (database, redis, storage) = run_checks(&state).await;
     let healthy = ![database, redis, storage].contains(&Check::Error);
@@ -123,6 +167,17 @@ fn service(name: &str, check: Check) -> Value {
     json!({ "name": name, "status": status, "message": message })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/status",
+    tag = "health",
+    operation_id = "get_status",
+    summary = "System status",
+    description = "Public status page: `overall` is `degraded` when a service is unreachable.",
+    responses(
+        (status = 200, description = "The state of each service", body = StatusPage),
+    ),
+)]
 pub async fn status(State(state): State<AppState>) -> Json<Value> {
     let (database, redis, storage) = run_checks(&state).await;
     let overall = if [database, redis, storage].contains(&Check::Error) { "degraded" } else { "operational" };

@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/internal/v1/snapshot", get(snapshot))
         .route("/internal/v1/documents/{sha256}", get(document))
+        .route("/internal/v1/plugins/{checksum}", get(super::internal_plugins::plugin))
         .route("/internal/v1/wait", get(wait))
         .route("/internal/v1/report", post(report))
         .route("/internal/v1/telemetry", post(telemetry))
@@ -59,6 +60,7 @@ pub struct WaitQuery {
 
 fn header_of(deployment: Deployment) -> DeploymentHeader {
     DeploymentHeader {
+        period_start: Some(crate::snapshot::quota_period_start(&deployment)),
         id: deployment.id,
         org_id: deployment.org_id,
         org_slug: deployment.org_slug,
@@ -113,10 +115,10 @@ async fn document(
             message: format!("{sha256:?} is not a lowercase hex SHA-256"),
         });
     }
-    match state.artifacts.get(&sha256).await {
-        Ok(document) => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], document)),
-        Err(error) => {
-            tracing::warn!(error = format!("{error:#}"), %sha256, "an edge requested a document that cannot be read");
+    match state.artifacts.get(&sha256).await? {
+        Some(document) => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], document)),
+        None => {
+            tracing::warn!(%sha256, "an edge requested a document that is not stored");
             Err(ApiError::not_found("document", sha256))
         }
     }
@@ -131,13 +133,12 @@ async fn wait(
 ) -> ApiResult<Json<VersionReply>> {
     let timeout = query.timeout_ms.map_or(DEFAULT_WAIT, Duration::from_millis).min(MAX_WAIT);
     // The database is read first, so a version committed before the request (or by another
-    // replica) returns at once.
+    // replica) returns at once. Later commits of other replicas wake the wait through
+    // `version_sync` (Redis, or polling the database).
     let current = state.store.config_version().await?;
     if current != query.version || timeout.is_zero() {
         return Ok(Json(VersionReply { version: current }));
     }
-    // TODO: another control-plane replica's commits wake this wait only at its timeout; subscribe
-    // to the Redis version channel here when replicas share Redis.
     state.feed.wait_for_change(query.version, timeout).await.map_err(feed_error)?;
     let current = state.store.config_version().await?;
     Ok(Json(VersionReply { version: current }))

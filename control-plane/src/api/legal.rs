@@ -10,9 +10,11 @@ use axum::Json;
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::audit::{self, RequestMeta};
+use super::openapi::schemas::{ErrorBody, Faq, LegalDocument};
 use super::ApiJson;
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
@@ -52,14 +54,47 @@ async fn document(state: &AppState, file: &str, title: &str) -> ApiResult<Json<V
     Ok(Json(json!({ "title": title, "content": content, "last_updated": last_updated })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/legal/terms",
+    tag = "legal",
+    operation_id = "get_terms",
+    summary = "Get the terms of service",
+    responses(
+        (status = 200, description = "The Markdown document", body = LegalDocument),
+        (status = 503, description = "The document is missing from the server's legal directory (`SERVICE_UNAVAILABLE`)", body = ErrorBody),
+    ),
+)]
 pub async fn terms(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     document(&state, "terms.md", "Terms of Service").await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/legal/privacy",
+    tag = "legal",
+    operation_id = "get_privacy_policy",
+    summary = "Get the privacy policy",
+    responses(
+        (status = 200, description = "The Markdown document", body = LegalDocument),
+        (status = 503, description = "The document is missing from the server's legal directory (`SERVICE_UNAVAILABLE`)", body = ErrorBody),
+    ),
+)]
 pub async fn privacy(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     document(&state, "privacy.md", "Privacy Policy").await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/legal/dpa",
+    tag = "legal",
+    operation_id = "get_dpa",
+    summary = "Get the data processing agreement",
+    responses(
+        (status = 200, description = "The Markdown document", body = LegalDocument),
+        (status = 503, description = "The document is missing from the server's legal directory (`SERVICE_UNAVAILABLE`)", body = ErrorBody),
+    ),
+)]
 pub async fn dpa(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     document(&state, "dpa.md", "Data Processing Agreement").await
 }
@@ -106,16 +141,33 @@ fn parse_faq(content: &str) -> Value {
     json!({ "categories": categories, "items": items })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/faq",
+    tag = "legal",
+    operation_id = "get_faq",
+    summary = "Get the FAQ",
+    responses(
+        (status = 200, description = "Questions grouped by category", body = Faq),
+        (status = 503, description = "The document is missing from the server's legal directory (`SERVICE_UNAVAILABLE`)", body = ErrorBody),
+    ),
+)]
 pub async fn faq(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let (content, _) = read_document(&state, "faq.md").await?;
     Ok(Json(parse_faq(&content)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ContactRequest {
+    /// `technical`, `billing`, `account`, `feature_request` or `other`.
     category: String,
+    /// `low`, `medium`, `high` or `urgent`.
     priority: String,
+    /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     subject: String,
+    /// 1 to 10000 characters.
+    #[schema(min_length = 1, max_length = 10000)]
     message: String,
 }
 
@@ -138,6 +190,20 @@ fn support_mail(state: &AppState, ticket: &SupportTicket, from: &str) -> Outgoin
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/support/contact",
+    tag = "legal",
+    operation_id = "submit_support_request",
+    summary = "Submit a support request",
+    request_body(content = ContactRequest),
+    responses(
+        (status = 201, description = "The ticket is stored and e-mailed to support", body = super::openapi::schemas::SupportTicket),
+        (status = 400, description = "Invalid input (`VALIDATION_ERROR`, `INVALID_JSON`)", body = ErrorBody),
+        (status = 403, description = "The API token lacks the `write` scope (`INSUFFICIENT_SCOPE`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn contact(
     State(state): State<AppState>,
     caller: Caller,

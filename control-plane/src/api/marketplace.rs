@@ -8,15 +8,21 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
-use super::ApiJson;
+use super::openapi::schemas::{
+    ErrorBody, PackageDetail, PackageFile, PackageVersionDetail, PluginSearchResults, PluginVerification, PublishPackageForm,
+    PublishPluginForm, Published, ScenarioSearchResults, TemplateSearchResults,
+};
+use super::{ApiBody, ApiJson};
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
-use crate::marketplace::{self as files, FileStorage, LocalStorage};
+use crate::marketplace::{self as files, FileStorage};
 use crate::state::AppState;
 use crate::store::marketplace::{kind, NewVersion, Package, PackageVersion, PublishError, Search};
 
@@ -28,29 +34,29 @@ const SEARCH_LIMIT_MAX: i64 = 100;
 /// Room for the multipart text fields and boundaries on top of the largest file.
 const MULTIPART_OVERHEAD: usize = 256 * 1024;
 
-/// Routes of the marketplace.
-pub fn router() -> Router<AppState> {
+/// Routes of the marketplace, each with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
     let upload_limit = DefaultBodyLimit::max(files::PAID_MAX_FILE_BYTES + MULTIPART_OVERHEAD);
-    Router::new()
-        .route("/api/v1/plugins/publish", post(publish_plugin).layer(upload_limit))
-        .route("/api/v1/plugins/search", post(search_plugins))
-        .route("/api/v1/plugins/{name}", get(get_plugin))
-        .route("/api/v1/plugins/{name}/versions/{version}", get(get_plugin_version))
-        .route("/api/v1/plugins/{name}/versions/{version}/download", get(download_plugin))
-        .route("/api/v1/admin/plugins/{name}/verify", post(verify_plugin))
-        .route("/api/v1/templates/publish", post(publish_template).layer(upload_limit))
-        .route("/api/v1/templates/search", post(search_templates))
-        .route("/api/v1/templates/{name}/{version}", get(get_template))
-        .route("/api/v1/templates/{name}/{version}/download", get(download_template))
-        .route("/api/v1/scenarios/publish", post(publish_scenario).layer(upload_limit))
-        .route("/api/v1/scenarios/search", post(search_scenarios))
-        .route("/api/v1/scenarios/{name}", get(get_scenario))
-        .route("/api/v1/scenarios/{name}/versions/{version}", get(get_scenario_version))
-        .route("/api/v1/scenarios/{name}/versions/{version}/download", get(download_scenario))
+    OpenApiRouter::new()
+        .routes(routes!(publish_plugin).layer(upload_limit))
+        .routes(routes!(search_plugins))
+        .routes(routes!(get_plugin))
+        .routes(routes!(get_plugin_version))
+        .routes(routes!(download_plugin))
+        .routes(routes!(verify_plugin))
+        .routes(routes!(publish_template).layer(upload_limit))
+        .routes(routes!(search_templates))
+        .routes(routes!(get_template))
+        .routes(routes!(download_template))
+        .routes(routes!(publish_scenario).layer(upload_limit))
+        .routes(routes!(search_scenarios))
+        .routes(routes!(get_scenario))
+        .routes(routes!(get_scenario_version))
+        .routes(routes!(download_scenario))
 }
 
-fn storage(state: &AppState) -> LocalStorage {
-    LocalStorage::new(&state.config.data_dir)
+fn storage(state: &AppState) -> &dyn FileStorage {
+    state.file_storage.as_ref()
 }
 
 /// Returns the API path that downloads a version.
@@ -178,6 +184,7 @@ struct Publication {
 }
 
 async fn publish(state: &AppState, caller: &Caller, publication: Publication) -> ApiResult<(StatusCode, Json<Value>)> {
+    crate::quota::check_upload(state, &caller.org, publication.file.len() as u64).await?;
     let sha256 = storage(state).put(publication.kind, &publication.file).await?;
     let new = NewVersion {
         kind: publication.kind,
@@ -232,6 +239,23 @@ async fn publish(state: &AppState, caller: &Caller, publication: Publication) ->
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/plugins/publish",
+    tag = "marketplace",
+    operation_id = "publish_plugin",
+    summary = "Publish a plugin",
+    description = "A published version never changes. The first organization to publish a name owns it.",
+    request_body(content = PublishPluginForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "The plugin version is published", body = Published),
+        (status = 400, description = "Invalid input (`VALIDATION_ERROR`, `INVALID_JSON`)", body = ErrorBody),
+        (status = 403, description = "The API token lacks the `write` scope, or another organization owns the name (`INSUFFICIENT_SCOPE`, `FORBIDDEN`)", body = ErrorBody),
+        (status = 409, description = "The version is already published (`CONFLICT`)", body = ErrorBody),
+        (status = 413, description = "The body exceeds the upload limit (`PAYLOAD_TOO_LARGE`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn publish_plugin(State(state): State<AppState>, caller: Caller, multipart: Multipart) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Scope::Write)?;
     let max_bytes = files::max_file_bytes(&caller.org.plan);
@@ -263,10 +287,44 @@ pub async fn publish_plugin(State(state): State<AppState>, caller: Caller, multi
     publish(&state, &caller, publication).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/templates/publish",
+    tag = "marketplace",
+    operation_id = "publish_template",
+    summary = "Publish a template",
+    description = "A published version never changes. The first organization to publish a name owns it.",
+    request_body(content = PublishPackageForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "The template version is published", body = Published),
+        (status = 400, description = "Invalid input (`VALIDATION_ERROR`, `INVALID_JSON`)", body = ErrorBody),
+        (status = 403, description = "The API token lacks the `write` scope, or another organization owns the name (`INSUFFICIENT_SCOPE`, `FORBIDDEN`)", body = ErrorBody),
+        (status = 409, description = "The version is already published (`CONFLICT`)", body = ErrorBody),
+        (status = 413, description = "The body exceeds the upload limit (`PAYLOAD_TOO_LARGE`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn publish_template(State(state): State<AppState>, caller: Caller, multipart: Multipart) -> ApiResult<(StatusCode, Json<Value>)> {
     publish_package(state, caller, multipart, kind::TEMPLATE).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/scenarios/publish",
+    tag = "marketplace",
+    operation_id = "publish_scenario",
+    summary = "Publish a scenario",
+    description = "A published version never changes. The first organization to publish a name owns it.",
+    request_body(content = PublishPackageForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "The scenario version is published", body = Published),
+        (status = 400, description = "Invalid input (`VALIDATION_ERROR`, `INVALID_JSON`)", body = ErrorBody),
+        (status = 403, description = "The API token lacks the `write` scope, or another organization owns the name (`INSUFFICIENT_SCOPE`, `FORBIDDEN`)", body = ErrorBody),
+        (status = 409, description = "The version is already published (`CONFLICT`)", body = ErrorBody),
+        (status = 413, description = "The body exceeds the upload limit (`PAYLOAD_TOO_LARGE`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn publish_scenario(State(state): State<AppState>, caller: Caller, multipart: Multipart) -> ApiResult<(StatusCode, Json<Value>)> {
     publish_package(state, caller, multipart, kind::SCENARIO).await
 }
@@ -373,11 +431,18 @@ fn validate_manifest(manifest: &Value, package_kind: &str) -> ApiResult<Manifest
 // ---------------------------------------------------------------------------------------------
 // Search and reads
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
+#[schema(as = MarketplaceSearchRequest)]
 pub struct SearchRequest {
+    /// Words to find in names and descriptions; every package by default.
     query: Option<String>,
+    /// Only packages of this category.
     category: Option<String>,
+    /// Page size: 1 to 100, default 20.
+    #[schema(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// Number of matches to skip, default 0.
+    #[schema(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -414,16 +479,52 @@ fn search_item(package: &Package) -> Value {
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/plugins/search",
+    tag = "marketplace",
+    operation_id = "search_plugins",
+    summary = "Search plugins",
+    request_body(content = SearchRequest),
+    responses(
+        (status = 200, description = "A page of matches, most downloaded first, and the total count", body = PluginSearchResults),
+        (status = 400, description = "`limit` or `offset` is out of range, or the body is not JSON (`VALIDATION_ERROR`, `INVALID_JSON`)", body = ErrorBody),
+    ),
+)]
 pub async fn search_plugins(State(state): State<AppState>, ApiJson(request): ApiJson<SearchRequest>) -> ApiResult<Json<Value>> {
     let (packages, total) = search(&state, kind::PLUGIN, request).await?;
     Ok(Json(json!({ "plugins": packages.iter().map(search_item).collect::<Vec<_>>(), "total": total })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/templates/search",
+    tag = "marketplace",
+    operation_id = "search_templates",
+    summary = "Search templates",
+    request_body(content = SearchRequest),
+    responses(
+        (status = 200, description = "A page of matches, most downloaded first, and the total count", body = TemplateSearchResults),
+        (status = 400, description = "`limit` or `offset` is out of range, or the body is not JSON (`VALIDATION_ERROR`, `INVALID_JSON`)", body = ErrorBody),
+    ),
+)]
 pub async fn search_templates(State(state): State<AppState>, ApiJson(request): ApiJson<SearchRequest>) -> ApiResult<Json<Value>> {
     let (packages, total) = search(&state, kind::TEMPLATE, request).await?;
     Ok(Json(json!({ "templates": packages.iter().map(search_item).collect::<Vec<_>>(), "total": total })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/scenarios/search",
+    tag = "marketplace",
+    operation_id = "search_scenarios",
+    summary = "Search scenarios",
+    request_body(content = SearchRequest),
+    responses(
+        (status = 200, description = "A page of matches, most downloaded first, and the total count", body = ScenarioSearchResults),
+        (status = 400, description = "`limit` or `offset` is out of range, or the body is not JSON (`VALIDATION_ERROR`, `INVALID_JSON`)", body = ErrorBody),
+    ),
+)]
 pub async fn search_scenarios(State(state): State<AppState>, ApiJson(request): ApiJson<SearchRequest>) -> ApiResult<Json<Value>> {
     let (packages, total) = search(&state, kind::SCENARIO, request).await?;
     Ok(Json(json!({ "scenarios": packages.iter().map(search_item).collect::<Vec<_>>(), "total": total })))
@@ -481,22 +582,95 @@ fn version_detail(version: &PackageVersion) -> Value {
     detail
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/plugins/{name}",
+    tag = "marketplace",
+    operation_id = "get_plugin",
+    summary = "Get a plugin",
+    params(
+        ("name" = String, Path, description = "The package name"),
+    ),
+    responses(
+        (status = 200, description = "The plugin and its versions", body = PackageDetail),
+        (status = 404, description = "No such package or version (`NOT_FOUND`)", body = ErrorBody),
+    ),
+)]
 pub async fn get_plugin(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     package_detail(&state, kind::PLUGIN, &name).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/scenarios/{name}",
+    tag = "marketplace",
+    operation_id = "get_scenario",
+    summary = "Get a scenario",
+    params(
+        ("name" = String, Path, description = "The package name"),
+    ),
+    responses(
+        (status = 200, description = "The scenario and its versions", body = PackageDetail),
+        (status = 404, description = "No such package or version (`NOT_FOUND`)", body = ErrorBody),
+    ),
+)]
 pub async fn get_scenario(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     package_detail(&state, kind::SCENARIO, &name).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/plugins/{name}/versions/{version}",
+    tag = "marketplace",
+    operation_id = "get_plugin_version",
+    summary = "Get a plugin version",
+    params(
+        ("name" = String, Path, description = "The package name"),
+        ("version" = String, Path, description = "A semantic version such as 1.2.3"),
+    ),
+    responses(
+        (status = 200, description = "The version", body = PackageVersionDetail),
+        (status = 404, description = "No such package or version (`NOT_FOUND`)", body = ErrorBody),
+    ),
+)]
 pub async fn get_plugin_version(State(state): State<AppState>, Path((name, version)): Path<(String, String)>) -> ApiResult<Json<Value>> {
     Ok(Json(version_detail(&find_version(&state, kind::PLUGIN, &name, &version).await?)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/templates/{name}/{version}",
+    tag = "marketplace",
+    operation_id = "get_template",
+    summary = "Get a template version",
+    params(
+        ("name" = String, Path, description = "The package name"),
+        ("version" = String, Path, description = "A semantic version such as 1.2.3"),
+    ),
+    responses(
+        (status = 200, description = "The version with its manifest", body = PackageVersionDetail),
+        (status = 404, description = "No such package or version (`NOT_FOUND`)", body = ErrorBody),
+    ),
+)]
 pub async fn get_template(State(state): State<AppState>, Path((name, version)): Path<(String, String)>) -> ApiResult<Json<Value>> {
     Ok(Json(version_detail(&find_version(&state, kind::TEMPLATE, &name, &version).await?)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/scenarios/{name}/versions/{version}",
+    tag = "marketplace",
+    operation_id = "get_scenario_version",
+    summary = "Get a scenario version",
+    params(
+        ("name" = String, Path, description = "The package name"),
+        ("version" = String, Path, description = "A semantic version such as 1.2.3"),
+    ),
+    responses(
+        (status = 200, description = "The version with its manifest", body = PackageVersionDetail),
+        (status = 404, description = "No such package or version (`NOT_FOUND`)", body = ErrorBody),
+    ),
+)]
 pub async fn get_scenario_version(State(state): State<AppState>, Path((name, version)): Path<(String, String)>) -> ApiResult<Json<Value>> {
     Ok(Json(version_detail(&find_version(&state, kind::SCENARIO, &name, &version).await?)))
 }
@@ -527,31 +701,98 @@ async fn download(state: &AppState, package_kind: &'static str, name: &str, vers
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/plugins/{name}/versions/{version}/download",
+    tag = "marketplace",
+    operation_id = "download_plugin",
+    summary = "Download a plugin version",
+    params(
+        ("name" = String, Path, description = "The package name"),
+        ("version" = String, Path, description = "A semantic version such as 1.2.3"),
+    ),
+    responses(
+        (status = 200, description = "The file; each download is counted", body = PackageFile, content_type = "application/wasm", headers(("X-Checksum" = String, description = "`sha256:` and the hex digest of the file"), ("Content-Disposition" = String, description = "`attachment` with the file name"))),
+        (status = 404, description = "No such package or version (`NOT_FOUND`)", body = ErrorBody),
+    ),
+)]
 pub async fn download_plugin(State(state): State<AppState>, Path((name, version)): Path<(String, String)>) -> ApiResult<Response> {
     download(&state, kind::PLUGIN, &name, &version).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/templates/{name}/{version}/download",
+    tag = "marketplace",
+    operation_id = "download_template",
+    summary = "Download a template version",
+    params(
+        ("name" = String, Path, description = "The package name"),
+        ("version" = String, Path, description = "A semantic version such as 1.2.3"),
+    ),
+    responses(
+        (status = 200, description = "The file; each download is counted", body = PackageFile, content_type = "application/gzip", headers(("X-Checksum" = String, description = "`sha256:` and the hex digest of the file"), ("Content-Disposition" = String, description = "`attachment` with the file name"))),
+        (status = 404, description = "No such package or version (`NOT_FOUND`)", body = ErrorBody),
+    ),
+)]
 pub async fn download_template(State(state): State<AppState>, Path((name, version)): Path<(String, String)>) -> ApiResult<Response> {
     download(&state, kind::TEMPLATE, &name, &version).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/scenarios/{name}/versions/{version}/download",
+    tag = "marketplace",
+    operation_id = "download_scenario",
+    summary = "Download a scenario version",
+    params(
+        ("name" = String, Path, description = "The package name"),
+        ("version" = String, Path, description = "A semantic version such as 1.2.3"),
+    ),
+    responses(
+        (status = 200, description = "The file; each download is counted", body = PackageFile, content_type = "application/gzip", headers(("X-Checksum" = String, description = "`sha256:` and the hex digest of the file"), ("Content-Disposition" = String, description = "`attachment` with the file name"))),
+        (status = 404, description = "No such package or version (`NOT_FOUND`)", body = ErrorBody),
+    ),
+)]
 pub async fn download_scenario(State(state): State<AppState>, Path((name, version)): Path<(String, String)>) -> ApiResult<Response> {
     download(&state, kind::SCENARIO, &name, &version).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = PluginVerifyRequest)]
 pub struct VerifyRequest {
+    /// The new mark; default true.
     verified: Option<bool>,
 }
 
 /// Sets or clears the verified mark of a plugin. Only platform administrators (`admin_emails`
 /// or accounts registered as administrators) may call it. The body is optional and defaults to
 /// `{"verified": true}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/plugins/{name}/verify",
+    tag = "admin",
+    operation_id = "verify_plugin",
+    summary = "Verify a plugin",
+    description = "Sets or clears the verified mark of a plugin. The body is optional and defaults to `{\"verified\": true}`.",
+    params(
+        ("name" = String, Path, description = "The package name"),
+    ),
+    request_body(content = Option<VerifyRequest>),
+    responses(
+        (status = 200, description = "The new verified mark", body = PluginVerification),
+        (status = 400, description = "The body is not JSON (`INVALID_JSON`)", body = ErrorBody),
+        (status = 403, description = "The caller is not a platform administrator (`FORBIDDEN`)", body = ErrorBody),
+        (status = 404, description = "No such plugin (`NOT_FOUND`)", body = ErrorBody),
+        (status = 413, description = "The body exceeds 1 MiB (1048576 bytes); `details.max_bytes` is the limit (`PAYLOAD_TOO_LARGE`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn verify_plugin(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    body: axum::body::Bytes,
+    ApiBody(body): ApiBody,
 ) -> ApiResult<Json<Value>> {
     let user = state.store.user_by_id(caller.user_id).await?;
     let is_admin = user.is_some_and(|user| {

@@ -11,9 +11,12 @@ mod gdpr;
 mod health;
 mod legal;
 mod internal;
+mod internal_plugins;
 mod marketplace;
 mod oauth;
+pub mod openapi;
 mod organizations;
+mod rejection;
 mod security;
 mod settings;
 mod tokens;
@@ -24,9 +27,11 @@ pub(crate) mod validate;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, Method, Uri};
-use axum::routing::{get, post, put};
 use axum::Router;
 use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -35,61 +40,72 @@ use crate::state::AppState;
 /// Maximum JSON request body, except for deployment creation.
 pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
 
-/// Builds the API router.
+/// Builds the API router: the documented customer routes, the edge API, the fallbacks for
+/// unknown routes and methods, and the rate limiter.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/health/detailed", get(health::detailed))
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/api/v1/status", get(health::status))
-        .route("/api/v1/auth/register", post(auth::register))
-        .route("/api/v1/auth/login", post(auth::login))
-        .route("/api/v1/auth/token/refresh", post(auth::refresh))
-        .route("/api/v1/auth/logout", post(security::logout))
-        .route("/api/v1/auth/verify-email", get(verification::verify_email))
-        .route("/api/v1/auth/resend-verification", post(verification::resend_verification))
-        .route("/api/v1/auth/oauth/{provider}/authorize", get(oauth::authorize))
-        .route("/api/v1/auth/oauth/{provider}/callback", get(oauth::callback))
-        .route("/api/v1/security/suspicious-activities", get(security::list))
-        .route("/api/v1/security/suspicious-activities/{activity_id}/resolve", post(security::resolve))
-        .route("/api/v1/organizations", get(organizations::list))
-        .route("/api/v1/organizations/{org_id}", get(organizations::get))
-        .route("/api/v1/organizations/{org_id}/members", get(organizations::members))
-        .route("/api/v1/organizations/{org_id}/audit-logs", get(audit::list))
-        .route("/api/v1/tokens", post(tokens::create).get(tokens::list))
-        .route("/api/v1/tokens/rotation-status", get(tokens::rotation_status))
-        .route("/api/v1/tokens/{token_id}", axum::routing::delete(tokens::delete))
-        .route("/api/v1/tokens/{token_id}/rotate", post(tokens::rotate))
-        .route("/api/v1/deployments", post(deployments::create).get(deployments::list))
-        .route("/api/v1/deployments/{deployment_id}", get(deployments::get).delete(deployments::delete))
-        .route("/api/v1/deployments/{deployment_id}/status", put(deployments::update_status))
-        .route("/api/v1/deployments/{deployment_id}/logs", get(deployments::logs))
-        .route("/api/v1/deployments/{deployment_id}/metrics", get(usage::metrics))
-        .route("/api/v1/usage", get(usage::current))
-        .route("/api/v1/usage/history", get(usage::history))
-        .route("/api/v1/legal/terms", get(legal::terms))
-        .route("/api/v1/legal/privacy", get(legal::privacy))
-        .route("/api/v1/legal/dpa", get(legal::dpa))
-        .route("/api/v1/faq", get(legal::faq))
-        .route("/api/v1/support/contact", post(legal::contact))
-        .route("/api/v1/settings/byok", get(settings::get).put(settings::put).delete(settings::delete))
-        .route("/api/v1/billing/subscription", get(billing::subscription))
-        .route("/api/v1/billing/checkout", post(billing::checkout))
-        .route("/api/v1/billing/webhook", post(billing::webhook))
-        .route("/api/v1/admin/organizations/{org_id}/plan", put(billing::admin_set_plan))
-        .route("/api/v1/gdpr/export", get(gdpr::export))
-        .route("/api/v1/gdpr/delete", post(gdpr::delete))
-        .route("/api/v1/admin/stats", get(admin::stats))
-        .route("/api/v1/admin/analytics", get(admin::analytics))
-        .route("/api/v1/admin/edges", get(admin_edges::list))
+    let (customer_routes, _document) = routes().split_for_parts();
+    customer_routes
         .merge(internal::router())
-        .merge(marketplace::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(rejection::json_rejections))
+        .layer(axum::extract::DefaultBodyLimit::max(rejection::DEFAULT_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::ratelimit::limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Registers every customer route with its handler's OpenAPI operation, so the router and
+/// [`openapi::document`] cannot list different routes.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health::health))
+        .routes(routes!(health::detailed))
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(health::status))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(security::logout))
+        .routes(routes!(verification::verify_email))
+        .routes(routes!(verification::resend_verification))
+        .routes(routes!(oauth::authorize))
+        .routes(routes!(oauth::callback))
+        .routes(routes!(security::list))
+        .routes(routes!(security::resolve))
+        .routes(routes!(organizations::list))
+        .routes(routes!(organizations::get))
+        .routes(routes!(organizations::members))
+        .routes(routes!(audit::list))
+        .routes(routes!(tokens::create, tokens::list))
+        .routes(routes!(tokens::rotation_status))
+        .routes(routes!(tokens::delete))
+        .routes(routes!(tokens::rotate))
+        .routes(routes!(deployments::create, deployments::list))
+        .routes(routes!(deployments::get, deployments::delete))
+        .routes(routes!(deployments::update_status))
+        .routes(routes!(deployments::logs))
+        .routes(routes!(usage::metrics))
+        .routes(routes!(usage::current))
+        .routes(routes!(usage::history))
+        .routes(routes!(legal::terms))
+        .routes(routes!(legal::privacy))
+        .routes(routes!(legal::dpa))
+        .routes(routes!(legal::faq))
+        .routes(routes!(legal::contact))
+        .routes(routes!(settings::get, settings::put, settings::delete))
+        .routes(routes!(billing::subscription))
+        .routes(routes!(billing::checkout))
+        .routes(routes!(billing::webhook))
+        .routes(routes!(billing::admin_set_plan))
+        .routes(routes!(gdpr::export))
+        .routes(routes!(gdpr::delete))
+        .routes(routes!(admin::stats))
+        .routes(routes!(admin::analytics))
+        .routes(routes!(admin_edges::list))
+        .merge(marketplace::routes())
 }
 
 async fn route_not_found(method: Method, uri: Uri) -> ApiError {
@@ -129,6 +145,24 @@ where
             .await
             .map_err(|_| ApiError::PayloadTooLarge { limit: LIMIT as u64 })?;
         serde_json::from_slice(&bytes).map(ApiJson).map_err(|error| ApiError::InvalidJson(error.to_string()))
+    }
+}
+
+/// A raw request body of at most `LIMIT` bytes. A larger one is rejected with
+/// [`ApiError::PayloadTooLarge`].
+pub struct ApiBody<const LIMIT: usize = JSON_BODY_LIMIT>(pub axum::body::Bytes);
+
+impl<S, const LIMIT: usize> FromRequest<S> for ApiBody<LIMIT>
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
+        axum::body::to_bytes(request.into_body(), LIMIT)
+            .await
+            .map(ApiBody)
+            .map_err(|_| ApiError::PayloadTooLarge { limit: LIMIT as u64 })
     }
 }
 

@@ -16,9 +16,11 @@ use rand::RngCore;
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::audit::RequestMeta;
+use super::openapi::schemas::{ErrorBody, Session};
 use super::{auth, security, validate, ApiQuery};
 use crate::auth::hash_token;
 use crate::config::OAuthProvider;
@@ -34,10 +36,14 @@ const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts to find a free username for a new account.
 const USERNAME_ATTEMPTS: u32 = 5;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
+    /// The authorization code from the provider.
     code: Option<String>,
+    /// The `state` value from the authorize redirect.
     state: Option<String>,
+    /// The provider's error code when the user denied access.
     error: Option<String>,
     error_description: Option<String>,
 }
@@ -66,6 +72,20 @@ fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/oauth/{provider}/authorize",
+    tag = "auth",
+    operation_id = "oauth_authorize",
+    summary = "Start OAuth sign-in",
+    params(
+        ("provider" = String, Path, description = "`github` or `google`"),
+    ),
+    responses(
+        (status = 302, description = "Redirect to the provider's consent page", headers(("Location" = String, description = "The provider's authorization URL with `state` and a PKCE challenge"))),
+        (status = 404, description = "The provider is unknown or not configured on this server (`NOT_FOUND`)", body = ErrorBody),
+    ),
+)]
 pub async fn authorize(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
     let config = provider(&state, &name)?;
     let state_parameter = random_token();
@@ -188,6 +208,23 @@ async fn create_user(state: &AppState, suggestion: &str, email: &str) -> ApiResu
     Err(ApiError::Internal(anyhow::anyhow!("no free username after {USERNAME_ATTEMPTS} attempts")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/oauth/{provider}/callback",
+    tag = "auth",
+    operation_id = "oauth_callback",
+    summary = "Finish OAuth sign-in",
+    params(
+        ("provider" = String, Path, description = "`github` or `google`"),
+        CallbackQuery,
+    ),
+    responses(
+        (status = 200, description = "A session for the user with the provider's verified e-mail address, created on first sign-in", body = Session),
+        (status = 400, description = "The `code` or `state` parameter is missing, or the state is unknown, used, expired or of another provider (`VALIDATION_ERROR`)", body = ErrorBody),
+        (status = 401, description = "The user denied access, the provider rejected the code, the account has no verified e-mail address, or it is locked for deletion (`UNAUTHORIZED`)", body = ErrorBody),
+        (status = 404, description = "The provider is unknown or not configured on this server (`NOT_FOUND`)", body = ErrorBody),
+    ),
+)]
 pub async fn callback(
     State(state): State<AppState>,
     Path(name): Path<String>,

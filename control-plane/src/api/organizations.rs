@@ -5,6 +5,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::openapi::schemas::{ErrorBody, Member, Organization as OrganizationBody};
 use super::parse_id;
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
@@ -34,6 +35,18 @@ async fn visible_organization(state: &AppState, caller: &Caller, org_id: Uuid) -
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/organizations",
+    tag = "organizations",
+    operation_id = "list_organizations",
+    summary = "List organizations",
+    responses(
+        (status = 200, description = "The user's organizations; for an API token, its own organization", body = [OrganizationBody]),
+        (status = 403, description = "The API token lacks the `read` scope (`INSUFFICIENT_SCOPE`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Scope::Read)?;
     let orgs = if caller.is_api_token() {
@@ -44,6 +57,23 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     Ok(Json(Value::Array(orgs.iter().map(organization_json).collect())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/organizations/{org_id}",
+    tag = "organizations",
+    operation_id = "get_organization",
+    summary = "Get an organization",
+    params(
+        ("org_id" = Uuid, Path, description = "The organization"),
+    ),
+    responses(
+        (status = 200, description = "The organization", body = OrganizationBody),
+        (status = 400, description = "The id is not a UUID (`VALIDATION_ERROR`)", body = ErrorBody),
+        (status = 403, description = "The API token lacks the `read` scope (`INSUFFICIENT_SCOPE`)", body = ErrorBody),
+        (status = 404, description = "The organization does not exist or the caller is not a member; an API token sees only its own organization (`NOT_FOUND`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn get(State(state): State<AppState>, caller: Caller, Path(org_id): Path<String>) -> ApiResult<Json<Value>> {
     caller.require(Scope::Read)?;
     let org_id = parse_id("organization id", &org_id)?;
@@ -51,6 +81,23 @@ pub async fn get(State(state): State<AppState>, caller: Caller, Path(org_id): Pa
     Ok(Json(organization_json(&org)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/organizations/{org_id}/members",
+    tag = "organizations",
+    operation_id = "list_organization_members",
+    summary = "List members",
+    params(
+        ("org_id" = Uuid, Path, description = "The organization"),
+    ),
+    responses(
+        (status = 200, description = "The members of the organization", body = [Member]),
+        (status = 400, description = "The id is not a UUID (`VALIDATION_ERROR`)", body = ErrorBody),
+        (status = 403, description = "The API token lacks the `read` scope (`INSUFFICIENT_SCOPE`)", body = ErrorBody),
+        (status = 404, description = "The organization does not exist or the caller is not a member; an API token sees only its own organization (`NOT_FOUND`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn members(State(state): State<AppState>, caller: Caller, Path(org_id): Path<String>) -> ApiResult<Json<Value>> {
     caller.require(Scope::Read)?;
     let org_id = parse_id("organization id", &org_id)?;

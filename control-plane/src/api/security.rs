@@ -10,10 +10,12 @@ use axum::Json;
 use chrono::{Duration, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::audit::{self, RequestMeta};
-use super::{parse_id, ApiQuery};
+use super::openapi::schemas::{ErrorBody, ResolvedActivity, SuccessMessage};
+use super::{parse_id, ApiBody, ApiQuery};
 use crate::auth::{Caller, Credential};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -181,16 +183,28 @@ pub async fn check_token_creation_rate(state: &AppState, caller: &Caller, meta: 
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// The organization whose activities to list; the caller's organization by default.
+    #[param(value_type = Option<Uuid>)]
     org_id: Option<String>,
+    /// Only activities of this user.
+    #[param(value_type = Option<Uuid>)]
     user_id: Option<String>,
+    /// `low`, `medium`, `high` or `critical`.
     severity: Option<String>,
+    /// Maximum number of activities, newest first: 1 to 1000, default 50.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+/// Optional body of the resolve request.
+#[derive(Deserialize, Default, ToSchema)]
+#[schema(as = ResolveActivityRequest)]
 pub struct ResolveRequest {
+    /// Must be the calling user's id when present.
+    #[schema(value_type = Option<Uuid>)]
     resolved_by_user_id: Option<String>,
 }
 
@@ -211,6 +225,24 @@ fn activity_json(activity: &SuspiciousActivity) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/security/suspicious-activities",
+    tag = "security",
+    operation_id = "list_suspicious_activities",
+    summary = "List suspicious activities",
+    description = "Failed-login locks, logins from a new IP address and more than 10 tokens created in an hour. Owners and admins only.",
+    params(
+        ListQuery,
+    ),
+    responses(
+        (status = 200, description = "Activities, newest first", body = [super::openapi::schemas::SuspiciousActivity]),
+        (status = 400, description = "A query parameter is invalid (`VALIDATION_ERROR`)", body = ErrorBody),
+        (status = 403, description = "The caller is not an owner or admin of the organization, or the API token lacks the `admin` scope", body = ErrorBody),
+        (status = 404, description = "The organization does not exist or the caller is not a member (`NOT_FOUND`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -250,12 +282,31 @@ pub async fn list(
     Ok(Json(Value::Array(activities.iter().map(activity_json).collect())))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/security/suspicious-activities/{activity_id}/resolve",
+    tag = "security",
+    operation_id = "resolve_suspicious_activity",
+    summary = "Resolve a suspicious activity",
+    params(
+        ("activity_id" = Uuid, Path, description = "The activity to resolve"),
+    ),
+    request_body(content = Option<ResolveRequest>),
+    responses(
+        (status = 200, description = "The activity is marked resolved by the caller", body = ResolvedActivity),
+        (status = 400, description = "Invalid input (`VALIDATION_ERROR`, `INVALID_JSON`)", body = ErrorBody),
+        (status = 403, description = "The API token lacks the `admin` scope, or the user is not an owner or admin of the organization", body = ErrorBody),
+        (status = 404, description = "The activity does not exist in the organization (`NOT_FOUND`)", body = ErrorBody),
+        (status = 413, description = "The body exceeds 1 MiB (1048576 bytes); `details.max_bytes` is the limit (`PAYLOAD_TOO_LARGE`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn resolve(
     State(state): State<AppState>,
     caller: Caller,
     meta: RequestMeta,
     Path(activity_id): Path<String>,
-    body: axum::body::Bytes,
+    ApiBody(body): ApiBody,
 ) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
     let activity_id = parse_id("activity id", &activity_id)?;
@@ -296,6 +347,18 @@ pub async fn resolve(
 }
 
 /// Revokes every JWT of the calling user, on all devices.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    operation_id = "logout",
+    summary = "Log out everywhere",
+    responses(
+        (status = 200, description = "Every JWT of the user issued before is revoked", body = SuccessMessage),
+        (status = 400, description = "The request uses an API token; delete the token instead (`VALIDATION_ERROR`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 pub async fn logout(State(state): State<AppState>, caller: Caller, meta: RequestMeta) -> ApiResult<Json<Value>> {
     if !matches!(caller.credential, Credential::Jwt) {
         return Err(ApiError::validation(

@@ -5,8 +5,10 @@ use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::audit::{self, RequestMeta};
+use super::openapi::schemas::{ErrorBody, SuccessMessage};
 use super::ApiJson;
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
@@ -21,10 +23,17 @@ const KEY_MIN: usize = 8;
 const KEY_MAX: usize = 512;
 const TOKEN_LIMIT_MAX: i64 = 1_000_000_000_000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ByokRequest)]
 pub struct PutRequest {
+    /// `openai`, `anthropic` or `google`.
     provider: String,
+    /// 8 to 512 characters without whitespace. Required unless a key for the same provider is
+    /// stored, which is then kept.
+    #[schema(min_length = 8, max_length = 512)]
     api_key: Option<String>,
+    /// 1 to 10^12 tokens; no limit when absent or null.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     monthly_token_limit: Option<i64>,
 }
 
@@ -43,12 +52,39 @@ fn settings_json(settings: Option<&ByokSettings>) -> Value {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/settings/byok",
+    tag = "settings",
+    operation_id = "get_byok",
+    summary = "Get the BYOK configuration",
+    responses(
+        (status = 200, description = "The configuration with the masked key; `enabled` is false when none is stored", body = super::openapi::schemas::ByokSettings),
+        (status = 403, description = "The API token lacks the `read` scope (`INSUFFICIENT_SCOPE`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn get(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Scope::Read)?;
     let settings = state.store.settings().byok(caller.org.id).await?;
     Ok(Json(settings_json(settings.as_ref())))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/settings/byok",
+    tag = "settings",
+    operation_id = "put_byok",
+    summary = "Set the BYOK configuration",
+    description = "The key is stored encrypted with AES-256-GCM.",
+    request_body(content = PutRequest),
+    responses(
+        (status = 200, description = "The stored configuration with the masked key", body = super::openapi::schemas::ByokSettings),
+        (status = 400, description = "Invalid input (`VALIDATION_ERROR`, `INVALID_JSON`)", body = ErrorBody),
+        (status = 403, description = "The API token lacks the `admin` scope, or the user is not an owner or admin of the organization", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
@@ -115,6 +151,19 @@ pub async fn put(
     Ok(Json(settings_json(Some(&settings))))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/settings/byok",
+    tag = "settings",
+    operation_id = "delete_byok",
+    summary = "Delete the BYOK configuration",
+    responses(
+        (status = 200, description = "The configuration is deleted", body = SuccessMessage),
+        (status = 403, description = "The API token lacks the `admin` scope, or the user is not an owner or admin of the organization", body = ErrorBody),
+        (status = 404, description = "No configuration is stored (`NOT_FOUND`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn delete(State(state): State<AppState>, caller: Caller, meta: RequestMeta) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
     let entry = audit::entry(&caller, &meta, "byok_deleted", "BYOK configuration deleted".to_owned(), json!({}));

@@ -6,9 +6,11 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::audit::{self, RequestMeta};
+use super::openapi::schemas::{ApiTokenSummary, CreatedToken, ErrorBody, RotatedToken, SuccessMessage};
 use super::{parse_id, ApiJson};
 use crate::auth::{generate_api_token, hash_token, Caller, Scope, DISPLAY_PREFIX_LEN};
 use crate::error::{ApiError, ApiResult};
@@ -17,17 +19,23 @@ use crate::store::{now, ApiToken};
 
 const NAME_MAX: usize = 100;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RotateTokenRequest {
+    /// Name of the new token, 1 to 100 characters; the old name with ` (Rotated)` by default.
     new_name: Option<String>,
+    /// Deletes the old token in the same transaction; default false.
     #[serde(default)]
     delete_old: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct CreateTokenRequest {
+    /// 1 to 100 characters.
     name: String,
+    /// At least one of `read`, `write` and `admin`.
     scopes: Vec<String>,
+    /// An RFC 3339 timestamp in the future; the token never expires without it.
+    #[schema(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     expires_at: Option<String>,
 }
 
@@ -89,6 +97,21 @@ fn new_token(caller: &Caller, name: String, scopes: Vec<String>, expires_at: Opt
     (token, secret)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    operation_id = "create_token",
+    summary = "Create an API token",
+    description = "More than 10 tokens created in an hour record a suspicious activity.",
+    request_body(content = CreateTokenRequest),
+    responses(
+        (status = 201, description = "The token with its secret, which is shown only once", body = CreatedToken),
+        (status = 400, description = "Invalid input (`VALIDATION_ERROR`, `INVALID_JSON`)", body = ErrorBody),
+        (status = 403, description = "The API token lacks the `admin` scope, or the user is not an owner or admin of the organization", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -132,6 +155,18 @@ fn last_used(state: &AppState, token: &ApiToken) -> Option<DateTime<Utc>> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    operation_id = "list_tokens",
+    summary = "List API tokens",
+    responses(
+        (status = 200, description = "The organization's tokens without secrets", body = [ApiTokenSummary]),
+        (status = 403, description = "The API token lacks the `read` scope (`INSUFFICIENT_SCOPE`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Scope::Read)?;
     let tokens = state.store.tokens(caller.org.id).await?;
@@ -157,6 +192,23 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     Ok(Json(Value::Array(body)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{token_id}",
+    tag = "tokens",
+    operation_id = "delete_token",
+    summary = "Delete an API token",
+    params(
+        ("token_id" = Uuid, Path, description = "The API token"),
+    ),
+    responses(
+        (status = 200, description = "The token is deleted", body = SuccessMessage),
+        (status = 400, description = "The id is not a UUID (`VALIDATION_ERROR`)", body = ErrorBody),
+        (status = 403, description = "The API token lacks the `admin` scope, or the user is not an owner or admin of the organization", body = ErrorBody),
+        (status = 404, description = "The token does not exist in the organization (`NOT_FOUND`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -175,6 +227,25 @@ pub async fn delete(
 }
 
 /// Replaces a token by a new one with the same scopes and expiry, optionally deleting the old one.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens/{token_id}/rotate",
+    tag = "tokens",
+    operation_id = "rotate_token",
+    summary = "Rotate an API token",
+    description = "Creates a token with the same scopes and expiry and optionally deletes the old one.",
+    params(
+        ("token_id" = Uuid, Path, description = "The API token"),
+    ),
+    request_body(content = RotateTokenRequest),
+    responses(
+        (status = 200, description = "The new token with its secret, which is shown only once", body = RotatedToken),
+        (status = 400, description = "The id or body is invalid, or the token has expired (`VALIDATION_ERROR`)", body = ErrorBody),
+        (status = 403, description = "The API token lacks the `admin` scope, or the user is not an owner or admin of the organization", body = ErrorBody),
+        (status = 404, description = "The token does not exist in the organization (`NOT_FOUND`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn rotate(
     State(state): State<AppState>,
     caller: Caller,
@@ -234,6 +305,18 @@ pub async fn rotate(
 }
 
 /// Lists the organization's tokens older than the rotation age, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens/rotation-status",
+    tag = "tokens",
+    operation_id = "list_tokens_needing_rotation",
+    summary = "List tokens needing rotation",
+    responses(
+        (status = 200, description = "Tokens older than the rotation age (90 days by default), oldest first", body = [ApiTokenSummary]),
+        (status = 403, description = "The API token lacks the `read` scope (`INSUFFICIENT_SCOPE`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn rotation_status(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Scope::Read)?;
     let threshold = state.config.token_rotation_age_days;

@@ -1,38 +1,48 @@
 //! What customers see of edge telemetry: deployment metrics and organization usage per 30-day
 //! period.
 //!
-//! Usage periods are 30 days long and start on the UTC day the organization was created.
-
-use std::collections::BTreeSet;
+//! Usage periods are the organization's 30-day request quota periods (see [`crate::quota_period`]):
+//! anchored at the subscription's billing period start, else at the UTC day the organization was
+//! created.
 
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use utoipa::IntoParams;
 
+use super::openapi::schemas::{DeploymentMetrics, ErrorBody, UsagePeriod};
 use super::{parse_id, ApiQuery};
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
+use crate::quota_period;
 use crate::state::AppState;
 
 /// Default metrics range when `start_time` is not given.
 const METRICS_DEFAULT_RANGE: Duration = Duration::hours(1);
 /// Maximum metrics range.
 const METRICS_MAX_DAYS: i64 = 90;
-const PERIOD_DAYS: i64 = 30;
-const SECONDS_PER_DAY: i64 = 86_400;
 const HISTORY_DEFAULT: i64 = 6;
 const HISTORY_MAX: i64 = 24;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MetricsQuery {
+    /// RFC 3339 start of the range; one hour before `end_time` by default. The range is at
+    /// most 90 days.
+    #[param(value_type = Option<DateTime<Utc>>)]
     start_time: Option<String>,
+    /// RFC 3339 end of the range; now by default.
+    #[param(value_type = Option<DateTime<Utc>>)]
     end_time: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// Number of 30-day periods: 1 to 24, default 6.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 24)]
     months: Option<String>,
 }
 
@@ -45,6 +55,24 @@ fn parse_time(parameter: &'static str, text: &str) -> ApiResult<DateTime<Utc>> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployments/{deployment_id}/metrics",
+    tag = "deployments",
+    operation_id = "get_deployment_metrics",
+    summary = "Get deployment metrics",
+    params(
+        ("deployment_id" = Uuid, Path, description = "The deployment"),
+        MetricsQuery,
+    ),
+    responses(
+        (status = 200, description = "Request counts, latency and errors in the range, from per-minute telemetry of the edges", body = DeploymentMetrics),
+        (status = 400, description = "The id or a time is invalid, or the range is empty or longer than 90 days (`VALIDATION_ERROR`)", body = ErrorBody),
+        (status = 403, description = "The API token lacks the `read` scope (`INSUFFICIENT_SCOPE`)", body = ErrorBody),
+        (status = 404, description = "The deployment does not exist in the organization (`NOT_FOUND`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn metrics(
     State(state): State<AppState>,
     caller: Caller,
@@ -103,30 +131,34 @@ pub async fn metrics(
     })))
 }
 
-/// Returns the first day (days since the Unix epoch) of the usage period `periods_back` periods
-/// before the current one.
-fn period_start_day(created_at: DateTime<Utc>, now: DateTime<Utc>, periods_back: i64) -> i64 {
-    let anchor = created_at.timestamp().div_euclid(SECONDS_PER_DAY);
-    let today = now.timestamp().div_euclid(SECONDS_PER_DAY);
-    let current = (today - anchor).max(0) / PERIOD_DAYS;
-    anchor + (current - periods_back) * PERIOD_DAYS
+/// Returns the anchor of the caller's organization's quota periods, in Unix seconds.
+async fn period_anchor(state: &AppState, caller: &Caller) -> ApiResult<i64> {
+    let subscription = state.store.billing().subscription(caller.org.id).await?;
+    let billing_start = subscription.and_then(|row| row.current_period_start);
+    Ok(quota_period::anchor(billing_start, caller.org.created_at))
 }
 
-fn day_start(day: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(day * SECONDS_PER_DAY, 0).unwrap_or_default()
+fn unix_time(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds, 0).unwrap_or_default()
 }
 
-/// Sums the sizes of the distinct OpenAPI documents of the organization's deployments.
+/// Returns the bytes the caller's organization stores, as the storage quota counts them.
 async fn storage_bytes(state: &AppState, caller: &Caller) -> ApiResult<u64> {
-    let deployments = state.store.deployments(caller.org.id, None, None).await?;
-    let documents: BTreeSet<&str> = deployments.iter().map(|deployment| deployment.document_sha256.as_str()).collect();
-    let mut total = 0;
-    for sha256 in documents {
-        total += state.artifacts.size(sha256).await.unwrap_or(0);
-    }
-    Ok(total)
+    crate::quota::storage_bytes(state, caller.org.id).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/usage",
+    tag = "usage",
+    operation_id = "get_current_usage",
+    summary = "Get current usage",
+    responses(
+        (status = 200, description = "Usage of the current 30-day period and the plan's limits", body = UsagePeriod),
+        (status = 403, description = "The API token lacks the `read` scope (`INSUFFICIENT_SCOPE`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn current(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Scope::Read)?;
     Ok(Json(usage_summary(&state, &caller).await?))
@@ -134,8 +166,9 @@ pub async fn current(State(state): State<AppState>, caller: Caller) -> ApiResult
 
 /// Builds the current period's usage of the caller's organization.
 pub(crate) async fn usage_summary(state: &AppState, caller: &Caller) -> ApiResult<Value> {
-    let from_day = period_start_day(caller.org.created_at, Utc::now(), 0);
-    let usage = state.store.usage().org_usage(caller.org.id, from_day, from_day + PERIOD_DAYS).await?;
+    let anchor = period_anchor(state, caller).await?;
+    let (start, end) = quota_period::period_at(anchor, Utc::now().timestamp(), 0);
+    let usage = state.store.usage().org_usage(caller.org.id, start, end).await?;
     let plans = &state.config.plans;
     let limits = plans.limits(&caller.org.plan).or_else(|| plans.limits("free"));
     let requests_limit = limits.and_then(|limits| limits.requests_per_30d);
@@ -146,16 +179,31 @@ pub(crate) async fn usage_summary(state: &AppState, caller: &Caller) -> ApiResul
         "requests_limit": requests_limit,
         "bytes_out": usage.bytes_out,
         "storage_bytes": storage_bytes(state, caller).await?,
-        // TODO: the plan table has no storage quota yet, so no limit is reported.
-        "storage_limit_bytes": Value::Null,
+        "storage_limit_bytes": crate::quota::storage_limit(plans, &caller.org.plan),
         // TODO: count AI tokens once AI features exist.
         "ai_tokens_used": 0,
         "ai_tokens_limit": ai_tokens_limit,
-        "period_start": day_start(from_day),
-        "period_end": day_start(from_day + PERIOD_DAYS) - Duration::seconds(1),
+        "period_start": unix_time(start),
+        "period_end": unix_time(end - 1),
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/usage/history",
+    tag = "usage",
+    operation_id = "get_usage_history",
+    summary = "Get usage history",
+    params(
+        HistoryQuery,
+    ),
+    responses(
+        (status = 200, description = "One entry per period, the current period first", body = [UsagePeriod]),
+        (status = 400, description = "`months` is invalid (`VALIDATION_ERROR`)", body = ErrorBody),
+        (status = 403, description = "The API token lacks the `read` scope (`INSUFFICIENT_SCOPE`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn history(
     State(state): State<AppState>,
     caller: Caller,
@@ -174,17 +222,18 @@ pub async fn history(
             }
         },
     };
-    let now = Utc::now();
+    let now = Utc::now().timestamp();
+    let anchor = period_anchor(&state, &caller).await?;
     let storage = storage_bytes(&state, &caller).await?;
     let mut periods = Vec::new();
     for back in 0..months {
-        let from_day = period_start_day(caller.org.created_at, now, back);
-        let usage = state.store.usage().org_usage(caller.org.id, from_day, from_day + PERIOD_DAYS).await?;
+        let (start, end) = quota_period::period_at(anchor, now, back);
+        let usage = state.store.usage().org_usage(caller.org.id, start, end).await?;
         // Storage is not recorded over time, so only the current period reports it.
         let storage_bytes = if back == 0 { Value::from(storage) } else { Value::Null };
         periods.push(json!({
-            "period_start": day_start(from_day),
-            "period_end": day_start(from_day + PERIOD_DAYS) - Duration::seconds(1),
+            "period_start": unix_time(start),
+            "period_end": unix_time(end - 1),
             "requests": usage.requests,
             "bytes_out": usage.bytes_out,
             "storage_bytes": storage_bytes,
@@ -192,22 +241,4 @@ pub async fn history(
         }));
     }
     Ok(Json(Value::Array(periods)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn periods_start_on_creation_day() {
-        let created = DateTime::parse_from_rfc3339("2025-01-10T15:00:00Z").unwrap().with_timezone(&Utc);
-        let anchor = created.timestamp() / SECONDS_PER_DAY;
-        let same_day = DateTime::parse_from_rfc3339("2025-01-10T23:00:00Z").unwrap().with_timezone(&Utc);
-        assert_eq!(period_start_day(created, same_day, 0), anchor);
-        let day_30 = created + Duration::days(30);
-        assert_eq!(period_start_day(created, day_30, 0), anchor + 30);
-        assert_eq!(period_start_day(created, day_30, 1), anchor);
-        let day_29 = created + Duration::days(29);
-        assert_eq!(period_start_day(created, day_29, 0), anchor);
-    }
 }

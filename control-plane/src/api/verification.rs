@@ -5,7 +5,9 @@ use axum::Json;
 use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::IntoParams;
 
+use super::openapi::schemas::{ErrorBody, Message};
 use super::ApiQuery;
 use crate::auth::{hash_token, Caller};
 use crate::error::{ApiError, ApiResult};
@@ -17,8 +19,10 @@ use crate::store::{now, User};
 /// Lifetime of a verification link.
 pub const VERIFICATION_TOKEN_LIFETIME: chrono::Duration = chrono::Duration::hours(24);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VerifyQuery {
+    /// The token from the verification e-mail. Required: a missing token is a 400.
     token: Option<String>,
 }
 
@@ -50,6 +54,21 @@ pub(crate) async fn send_verification(state: &AppState, user: &User) -> anyhow::
     Ok(())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/verify-email",
+    tag = "auth",
+    operation_id = "verify_email",
+    summary = "Verify an e-mail address",
+    description = "Redeems the link from the verification e-mail. A link is valid for 24 hours and can be used once.",
+    params(
+        VerifyQuery,
+    ),
+    responses(
+        (status = 200, description = "The address is verified", body = Message),
+        (status = 400, description = "The token is missing, unknown, used or expired (`VALIDATION_ERROR` on `token`)", body = ErrorBody),
+    ),
+)]
 pub async fn verify_email(State(state): State<AppState>, ApiQuery(query): ApiQuery<VerifyQuery>) -> ApiResult<Json<Value>> {
     let token = query.token.as_deref().map(str::trim).unwrap_or_default();
     if token.is_empty() {
@@ -67,6 +86,18 @@ pub async fn verify_email(State(state): State<AppState>, ApiQuery(query): ApiQue
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/resend-verification",
+    tag = "auth",
+    operation_id = "resend_verification",
+    summary = "Resend the verification e-mail",
+    responses(
+        (status = 200, description = "A new link was sent; older links stop working", body = Message),
+        (status = 400, description = "The address is already verified (`VALIDATION_ERROR` on `email`)", body = ErrorBody),
+    ),
+    security(("bearer_jwt" = []), ("api_token" = [])),
+)]
 pub async fn resend_verification(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let user = state
         .store

@@ -2,7 +2,8 @@
 //!
 //! A plan change updates `organizations.plan` and records a configuration change for each
 //! running deployment of the organization in the same transaction, because the snapshot records
-//! that edges receive carry the plan.
+//! that edges receive carry the plan. A change of the billing period start does the same, because
+//! the records carry it as the start of the request quota periods.
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -16,6 +17,7 @@ pub struct Subscription {
     pub status: String,
     pub stripe_customer_id: Option<String>,
     pub stripe_subscription_id: Option<String>,
+    pub current_period_start: Option<DateTime<Utc>>,
     pub current_period_end: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
 }
@@ -32,6 +34,9 @@ pub struct BillingChange {
     pub status: Option<String>,
     pub stripe_customer_id: Option<String>,
     pub stripe_subscription_id: Option<String>,
+    /// The new billing period start, or `None` to keep the current one.
+    pub current_period_start: Option<DateTime<Utc>>,
+    /// The new billing period end, or `None` to keep the current one.
     pub current_period_end: Option<DateTime<Utc>>,
     pub audit: Option<AuditEntry>,
 }
@@ -43,8 +48,8 @@ pub enum BillingOutcome {
     Duplicate,
     /// The organization does not exist; only the event id was recorded.
     UnknownOrganization,
-    /// Applied. `version` is the new configuration version when the plan changed and the
-    /// organization has running deployments.
+    /// Applied. `version` is the new configuration version when the plan or the billing period
+    /// start changed and the organization has running deployments.
     Applied { version: Option<u64> },
 }
 
@@ -77,6 +82,7 @@ macro_rules! billing_store {
                     status: row.try_get("status")?,
                     stripe_customer_id: row.try_get("stripe_customer_id")?,
                     stripe_subscription_id: row.try_get("stripe_subscription_id")?,
+                    current_period_start: row.try_get("current_period_start")?,
                     current_period_end: row.try_get("current_period_end")?,
                     updated_at: row.try_get("updated_at")?,
                 })
@@ -94,8 +100,9 @@ macro_rules! billing_store {
                 Ok(result.rows_affected() > 0)
             }
 
-            /// Increments the configuration version and records a plan change of one deployment.
-            async fn record_plan_change(tx: &mut Tx, deployment_id: Uuid) -> Result<u64, sqlx::Error> {
+            /// Increments the configuration version and records a change of kind `kind` to one
+            /// deployment.
+            async fn record_change(tx: &mut Tx, deployment_id: Uuid, kind: &str) -> Result<u64, sqlx::Error> {
                 let row = sqlx::query("UPDATE config_version SET version = version + 1 WHERE id = 1 RETURNING version")
                     .fetch_one(&mut **tx)
                     .await?;
@@ -103,7 +110,7 @@ macro_rules! billing_store {
                 sqlx::query("INSERT INTO config_changes (version, deployment_id, kind, created_at) VALUES ($1, $2, $3, $4)")
                     .bind(version)
                     .bind(deployment_id)
-                    .bind(crate::store::change::PLAN_CHANGED)
+                    .bind(kind)
                     .bind(now())
                     .execute(&mut **tx)
                     .await?;
@@ -175,29 +182,45 @@ macro_rules! billing_store {
                         .stripe_subscription_id
                         .clone()
                         .or_else(|| existing.as_ref().and_then(|row| row.stripe_subscription_id.clone()));
+                    let previous_start = existing.as_ref().and_then(|row| row.current_period_start);
+                    let period_start = change.current_period_start.or(previous_start);
                     let period_end = change.current_period_end.or_else(|| existing.as_ref().and_then(|row| row.current_period_end));
                     sqlx::query(
-                        "INSERT INTO subscriptions (org_id, status, stripe_customer_id, stripe_subscription_id, current_period_end, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id) DO UPDATE SET status = excluded.status, \
-                         stripe_customer_id = excluded.stripe_customer_id, stripe_subscription_id = excluded.stripe_subscription_id, \
+                        "INSERT INTO subscriptions (org_id, status, stripe_customer_id, stripe_subscription_id, current_period_start, \
+                         current_period_end, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org_id) DO UPDATE SET \
+                         status = excluded.status, stripe_customer_id = excluded.stripe_customer_id, \
+                         stripe_subscription_id = excluded.stripe_subscription_id, current_period_start = excluded.current_period_start, \
                          current_period_end = excluded.current_period_end, updated_at = excluded.updated_at",
                     )
                     .bind(change.org_id)
                     .bind(&status)
                     .bind(&customer)
                     .bind(&stripe_subscription)
+                    .bind(period_start)
                     .bind(period_end)
                     .bind(now())
                     .execute(&mut *tx)
                     .await?;
 
-                    let mut version = None;
-                    if let Some(plan) = change.plan.as_deref().filter(|plan| *plan != current_plan) {
+                    let new_plan = change.plan.as_deref().filter(|plan| *plan != current_plan);
+                    if let Some(plan) = new_plan {
                         sqlx::query("UPDATE organizations SET plan = $2 WHERE id = $1")
                             .bind(change.org_id)
                             .bind(plan)
                             .execute(&mut *tx)
                             .await?;
+                    }
+                    // Snapshot records carry the plan and the quota period start, so edges must
+                    // receive the organization's running deployments again when either changes.
+                    let kind = if new_plan.is_some() {
+                        Some(crate::store::change::PLAN_CHANGED)
+                    } else if period_start != previous_start {
+                        Some(crate::store::change::PERIOD_CHANGED)
+                    } else {
+                        None
+                    };
+                    let mut version = None;
+                    if let Some(kind) = kind {
                         let rows = sqlx::query(
                             "SELECT id FROM deployments WHERE org_id = $1 AND status IN ('deploying', 'active', 'failed') \
                              ORDER BY created_at, id",
@@ -206,7 +229,7 @@ macro_rules! billing_store {
                         .fetch_all(&mut *tx)
                         .await?;
                         for row in &rows {
-                            version = Some(record_plan_change(&mut tx, row.try_get("id")?).await?);
+                            version = Some(record_change(&mut tx, row.try_get("id")?, kind).await?);
                         }
                     }
                     if let Some(audit) = &change.audit {

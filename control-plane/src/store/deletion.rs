@@ -2,9 +2,11 @@
 //! grace period.
 
 use chrono::{DateTime, Utc};
+use sqlx::types::Json;
 use sqlx::Row;
 use uuid::Uuid;
 
+use super::anonymise::{anonymise_description, anonymise_metadata, DeletedIdentity};
 use super::AuditEntry;
 
 /// Effects of a purge that reach beyond the database.
@@ -14,6 +16,8 @@ pub struct Purge {
     pub version: Option<u64>,
     /// SHA-256 of the OpenAPI documents of the deleted deployments.
     pub documents: Vec<String>,
+    /// Number of audit entries that were anonymised.
+    pub anonymised_audit_entries: usize,
 }
 
 #[async_trait::async_trait]
@@ -25,8 +29,10 @@ pub trait DeletionStore: Send + Sync {
     /// Ids of users whose deletion is due at `now`.
     async fn due_deletions(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, sqlx::Error>;
     /// Deletes the user in one transaction: the organizations they own without another owner
-    /// (with deployments, tokens, telemetry and audit log), their memberships, tokens and login
-    /// records. Their audit entries elsewhere lose the user id, IP address and user agent.
+    /// (with deployments, tokens and telemetry), their memberships, tokens and login records.
+    /// Audit entries, including those of the deleted organizations, are kept and anonymised in
+    /// the same transaction. The user's own entries lose the user id, IP address, user agent and
+    /// actor metadata. No entry keeps the user's e-mail address or id.
     async fn purge_user(&self, user_id: Uuid) -> Result<Purge, sqlx::Error>;
     /// Returns whether any deployment still refers to the document.
     async fn document_in_use(&self, sha256: &str) -> Result<bool, sqlx::Error>;
@@ -47,9 +53,7 @@ const DELETE_ORGANIZATION: &[&str] = &[
     "DELETE FROM byok_settings WHERE org_id = $1",
     "DELETE FROM support_tickets WHERE org_id = $1",
     "DELETE FROM api_tokens WHERE org_id = $1",
-    // NOTE: the organization's audit entries go with it, because each entry refers to an
-    // existing organization. Entries of the user in other organizations are kept anonymised.
-    "DELETE FROM audit_logs WHERE org_id = $1",
+    // The organization's audit entries are kept: `audit_logs.org_id` has no foreign key.
     // TODO: the package files in marketplace storage are not deleted yet.
     "DELETE FROM marketplace_versions WHERE EXISTS (SELECT 1 FROM marketplace_packages p \
      WHERE p.kind = marketplace_versions.kind AND p.name = marketplace_versions.name AND p.org_id = $1)",
@@ -58,7 +62,8 @@ const DELETE_ORGANIZATION: &[&str] = &[
     "DELETE FROM organizations WHERE id = $1",
 ];
 
-/// Statements that delete or anonymise the user's own rows. Each takes the user id as `$1`.
+/// Statements that delete or anonymise the user's own rows, after their audit entries are
+/// anonymised. Each takes the user id as `$1`.
 const DELETE_USER: &[&str] = &[
     "DELETE FROM api_tokens WHERE user_id = $1",
     "DELETE FROM organization_members WHERE user_id = $1",
@@ -68,16 +73,72 @@ const DELETE_USER: &[&str] = &[
     "DELETE FROM support_tickets WHERE user_id = $1",
     "UPDATE suspicious_activities SET user_id = NULL, ip_address = NULL WHERE user_id = $1",
     "UPDATE suspicious_activities SET resolved_by = NULL WHERE resolved_by = $1",
-    "UPDATE audit_logs SET user_id = NULL, ip_address = NULL, user_agent = NULL WHERE user_id = $1",
     "DELETE FROM users WHERE id = $1",
 ];
 
+/// Audit entries to anonymise: the user's own, and any other whose description or metadata
+/// contains the user's e-mail address (`$2`) or id (`$3`) as `LIKE` patterns.
+// NOTE: the text match scans the whole audit log once per deleted account.
+const SELECT_AUDIT_MENTIONS: &str = "SELECT seq, user_id, description, metadata, ip_address, user_agent FROM audit_logs \
+     WHERE user_id = $1 \
+     OR LOWER(description) LIKE $2 ESCAPE '\\' OR LOWER(CAST(metadata AS TEXT)) LIKE $2 ESCAPE '\\' \
+     OR LOWER(description) LIKE $3 ESCAPE '\\' OR LOWER(CAST(metadata AS TEXT)) LIKE $3 ESCAPE '\\'";
+
+const UPDATE_AUDIT_ENTRY: &str =
+    "UPDATE audit_logs SET user_id = $2, description = $3, metadata = $4, ip_address = $5, user_agent = $6 WHERE seq = $1";
+
 macro_rules! deletion_store {
-    ($module:ident, $begin:literal) => {
+    ($module:ident, $db:ty, $begin:literal) => {
         pub(crate) mod $module {
             use super::*;
 
             type Store = crate::store::sql::$module::SqlStore;
+            type Tx = sqlx::Transaction<'static, $db>;
+
+            /// Anonymises, inside `tx`, every audit entry that identifies the user: their own
+            /// entries lose the user id, IP address, user agent and the actor keys of the
+            /// metadata, and in every entry the user's e-mail address and id are replaced.
+            /// Returns the number of entries changed. Must run before the user row is deleted.
+            async fn anonymise_audit_entries(tx: &mut Tx, user_id: Uuid) -> Result<usize, sqlx::Error> {
+                let Some(user) = sqlx::query("SELECT email FROM users WHERE id = $1").bind(user_id).fetch_optional(&mut **tx).await? else {
+                    return Ok(0);
+                };
+                let identity = DeletedIdentity { user_id, email: user.try_get("email")? };
+                let (email_pattern, id_pattern) = identity.like_patterns();
+                let rows = sqlx::query(SELECT_AUDIT_MENTIONS)
+                    .bind(user_id)
+                    .bind(email_pattern)
+                    .bind(id_pattern)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                let mut changed = 0;
+                for row in &rows {
+                    let seq: i64 = row.try_get("seq")?;
+                    let mut entry_user: Option<Uuid> = row.try_get("user_id")?;
+                    let mut ip_address: Option<String> = row.try_get("ip_address")?;
+                    let mut user_agent: Option<String> = row.try_get("user_agent")?;
+                    let description: String = row.try_get("description")?;
+                    let Json(mut metadata): Json<serde_json::Value> = row.try_get("metadata")?;
+                    let own_entry = entry_user == Some(user_id);
+                    if own_entry {
+                        entry_user = None;
+                        ip_address = None;
+                        user_agent = None;
+                    }
+                    anonymise_metadata(&mut metadata, &identity, own_entry);
+                    sqlx::query(UPDATE_AUDIT_ENTRY)
+                        .bind(seq)
+                        .bind(entry_user)
+                        .bind(anonymise_description(&description, &identity))
+                        .bind(Json(&metadata))
+                        .bind(ip_address)
+                        .bind(user_agent)
+                        .execute(&mut **tx)
+                        .await?;
+                    changed += 1;
+                }
+                Ok(changed)
+            }
 
             #[async_trait::async_trait]
             impl DeletionStore for Store {
@@ -153,6 +214,7 @@ macro_rules! deletion_store {
                             sqlx::query(*statement).bind(org_id).execute(&mut *tx).await?;
                         }
                     }
+                    purge.anonymised_audit_entries = anonymise_audit_entries(&mut tx, user_id).await?;
                     for statement in DELETE_USER {
                         sqlx::query(*statement).bind(user_id).execute(&mut *tx).await?;
                     }
@@ -174,5 +236,5 @@ macro_rules! deletion_store {
     };
 }
 
-deletion_store!(sqlite, "BEGIN IMMEDIATE");
-deletion_store!(postgres, "BEGIN");
+deletion_store!(sqlite, sqlx::Sqlite, "BEGIN IMMEDIATE");
+deletion_store!(postgres, sqlx::Postgres, "BEGIN");

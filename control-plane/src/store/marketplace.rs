@@ -104,6 +104,8 @@ pub trait MarketplaceStore: Send + Sync {
     async fn count_download(&self, kind: &str, name: &str, version: &str) -> Result<bool, sqlx::Error>;
     /// Sets the verified mark of a package. Returns false for an unknown package.
     async fn set_verified(&self, kind: &str, name: &str, verified: bool) -> Result<bool, sqlx::Error>;
+    /// Sums the file sizes of every version of the organization's packages, in bytes.
+    async fn org_storage_bytes(&self, org_id: Uuid) -> Result<i64, sqlx::Error>;
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern and wraps the text in `%`.
@@ -343,6 +345,18 @@ macro_rules! marketplace_store {
                         .execute(&self.pool)
                         .await?;
                     Ok(updated.rows_affected() > 0)
+                }
+
+                async fn org_storage_bytes(&self, org_id: Uuid) -> Result<i64, sqlx::Error> {
+                    // PostgreSQL sums BIGINT into NUMERIC, so the sum is cast back.
+                    let row = sqlx::query(
+                        "SELECT CAST(COALESCE(SUM(v.size_bytes), 0) AS BIGINT) AS bytes FROM marketplace_versions v \
+                         JOIN marketplace_packages p ON p.kind = v.kind AND p.name = v.name WHERE p.org_id = $1",
+                    )
+                    .bind(org_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    row.try_get("bytes")
                 }
             }
         }

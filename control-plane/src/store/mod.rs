@@ -7,8 +7,10 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod anonymise;
 pub mod billing;
 pub mod deletion;
+pub mod documents;
 pub mod gdpr;
 pub mod marketplace;
 pub mod oauth;
@@ -119,6 +121,12 @@ pub struct Deployment {
     pub org_slug: String,
     /// Plan of the owning organization, read by a join.
     pub org_plan: String,
+    /// Creation time of the owning organization, read by a join. It anchors the organization's
+    /// 30-day quota periods while `org_period_start` is `None`.
+    pub org_created_at: DateTime<Utc>,
+    /// Start of the owning organization's current billing period (`subscriptions`), read by a
+    /// join. It anchors the organization's 30-day quota periods when set.
+    pub org_period_start: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone)]
@@ -137,6 +145,8 @@ pub mod change {
     pub const DELETED: &str = "deleted";
     /// The owning organization's plan changed, which changes the deployment's limits.
     pub const PLAN_CHANGED: &str = "plan_changed";
+    /// The owning organization's billing period start changed, which moves its quota periods.
+    pub const PERIOD_CHANGED: &str = "period_changed";
 }
 
 /// Store failures that handlers turn into client errors.
@@ -194,6 +204,8 @@ pub trait Store: Send + Sync + 'static {
     fn deletion(&self) -> &dyn deletion::DeletionStore;
     /// Pending OAuth sign-ins.
     fn oauth(&self) -> &dyn oauth::OAuthStore;
+    /// OpenAPI documents, keyed by SHA-256.
+    fn documents(&self) -> &dyn documents::DocumentStore;
     async fn ping(&self) -> Result<(), sqlx::Error>;
 
     /// Creates the user, their personal organization and the owner membership in one
@@ -220,11 +232,13 @@ pub trait Store: Send + Sync + 'static {
     async fn count_deployments(&self, org_id: Uuid) -> Result<i64, sqlx::Error>;
     async fn deployment_slug_taken(&self, org_id: Uuid, slug: &str) -> Result<bool, sqlx::Error>;
     /// Inserts a deployment with its "created" log entry and configuration change, enforcing
-    /// `max_deployments` inside the transaction, and writes `audit` in the same transaction.
-    /// Returns the new configuration version.
+    /// `max_deployments` inside the transaction, and writes `document` (unless a document with
+    /// the deployment's hash exists) and `audit` in the same transaction. Returns the new
+    /// configuration version.
     async fn create_deployment(
         &self,
         deployment: &Deployment,
+        document: &str,
         max_deployments: Option<i64>,
         audit: &AuditEntry,
     ) -> Result<u64, StoreError>;
@@ -245,7 +259,8 @@ pub trait Store: Send + Sync + 'static {
         target: &str,
         audit: &AuditEntry,
     ) -> Result<Option<StatusChange>, sqlx::Error>;
-    /// Soft-deletes a deployment, writes `audit` in the same transaction and returns the new
+    /// Soft-deletes a deployment, deletes its document unless another deployment that is not
+    /// deleted refers to it, writes `audit` in the same transaction and returns the new
     /// configuration version.
     async fn delete_deployment(&self, id: Uuid, org_id: Uuid, audit: &AuditEntry) -> Result<Option<u64>, sqlx::Error>;
     /// Returns the newest log entries first.

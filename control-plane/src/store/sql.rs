@@ -107,12 +107,14 @@ fn split_scopes(text: &str) -> Vec<String> {
     text.split_whitespace().map(str::to_owned).collect()
 }
 
-/// The deployment columns with the owning organization's slug and plan.
+/// The deployment columns with the owning organization's slug, plan, creation time and billing
+/// period start.
 macro_rules! deployment_select {
     () => {
         "SELECT d.id, d.org_id, d.project_id, d.name, d.slug, d.description, d.status, d.health_status, \
-         d.document_sha256, d.config_json, d.created_at, d.updated_at, o.slug AS org_slug, o.plan AS org_plan \
-         FROM deployments d JOIN organizations o ON o.id = d.org_id"
+         d.document_sha256, d.config_json, d.created_at, d.updated_at, o.slug AS org_slug, o.plan AS org_plan, \
+         o.created_at AS org_created_at, s.current_period_start AS org_period_start \
+         FROM deployments d JOIN organizations o ON o.id = d.org_id LEFT JOIN subscriptions s ON s.org_id = d.org_id"
     };
 }
 
@@ -184,6 +186,8 @@ macro_rules! sql_store {
                     updated_at: row.try_get("updated_at")?,
                     org_slug: row.try_get("org_slug")?,
                     org_plan: row.try_get("org_plan")?,
+                    org_created_at: row.try_get("org_created_at")?,
+                    org_period_start: row.try_get("org_period_start")?,
                 })
             }
 
@@ -321,6 +325,10 @@ macro_rules! sql_store {
                 }
 
                 fn oauth(&self) -> &dyn crate::store::oauth::OAuthStore {
+                    self
+                }
+
+                fn documents(&self) -> &dyn crate::store::documents::DocumentStore {
                     self
                 }
 
@@ -546,6 +554,7 @@ macro_rules! sql_store {
                 async fn create_deployment(
                     &self,
                     d: &Deployment,
+                    document: &str,
                     max_deployments: Option<i64>,
                     audit: &AuditEntry,
                 ) -> Result<u64, StoreError> {
@@ -585,6 +594,7 @@ macro_rules! sql_store {
                     .await
                     .map_err(store_error)?;
 
+                    crate::store::documents::$module::insert(&mut tx, &d.document_sha256, document).await?;
                     insert_log(&mut tx, d.id, d.org_id, "info", "Deployment created").await?;
                     crate::store::accounts::$module::insert_audit(&mut tx, audit).await?;
                     let version = record_change(&mut tx, d.id, change::CREATED).await?;
@@ -686,6 +696,12 @@ macro_rules! sql_store {
                     if result.rows_affected() == 0 {
                         return Ok(None);
                     }
+                    let document = sqlx::query("SELECT document_sha256 FROM deployments WHERE id = $1")
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let sha256: String = document.try_get("document_sha256")?;
+                    crate::store::documents::$module::delete_if_unused(&mut tx, &sha256).await?;
                     insert_log(&mut tx, id, org_id, "info", "Deployment deleted").await?;
                     crate::store::accounts::$module::insert_audit(&mut tx, audit).await?;
                     let version = record_change(&mut tx, id, change::DELETED).await?;
@@ -825,6 +841,10 @@ sql_store!(
         ("0003_nodes", include_str!("migrations/sqlite/0003_nodes.sql")),
         ("0004_marketplace", include_str!("migrations/sqlite/0004_marketplace.sql")),
         ("0005_mail_gdpr", include_str!("migrations/sqlite/0005_mail_gdpr.sql")),
+        ("0006_audit_retention", include_str!("migrations/sqlite/0006_audit_retention.sql")),
+        ("0007_documents", include_str!("migrations/sqlite/0007_documents.sql")),
+        ("0008_request_log_message", include_str!("migrations/sqlite/0008_request_log_message.sql")),
+        ("0009_subscription_period", include_str!("migrations/sqlite/0009_subscription_period.sql")),
     ]
 );
 
@@ -842,6 +862,10 @@ sql_store!(
         ("0003_nodes", include_str!("migrations/postgres/0003_nodes.sql")),
         ("0004_marketplace", include_str!("migrations/postgres/0004_marketplace.sql")),
         ("0005_mail_gdpr", include_str!("migrations/postgres/0005_mail_gdpr.sql")),
+        ("0006_audit_retention", include_str!("migrations/postgres/0006_audit_retention.sql")),
+        ("0007_documents", include_str!("migrations/postgres/0007_documents.sql")),
+        ("0008_request_log_message", include_str!("migrations/postgres/0008_request_log_message.sql")),
+        ("0009_subscription_period", include_str!("migrations/postgres/0009_subscription_period.sql")),
     ]
 );
 

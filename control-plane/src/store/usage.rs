@@ -33,6 +33,8 @@ pub struct RequestLogEntry {
     pub latency_ms: f64,
     pub request_id: String,
     pub created_at: DateTime<Utc>,
+    /// The edge's explanation of the outcome, for example a failed plugin, when it sent one.
+    pub message: Option<String>,
 }
 
 /// Request counts of an organization.
@@ -68,9 +70,9 @@ pub trait UsageStore: Send + Sync {
         limit: i64,
     ) -> Result<Vec<RequestLogEntry>, sqlx::Error>;
 
-    /// Sums an organization's requests over the days `[from_day, to_day)` (days since the Unix
-    /// epoch).
-    async fn org_usage(&self, org_id: Uuid, from_day: i64, to_day: i64) -> Result<OrgUsage, sqlx::Error>;
+    /// Sums an organization's requests over the minutes that start in `[from, to)` (Unix
+    /// seconds), so periods need not start at midnight.
+    async fn org_usage(&self, org_id: Uuid, from: i64, to: i64) -> Result<OrgUsage, sqlx::Error>;
 }
 
 /// The status range of a log level.
@@ -194,8 +196,8 @@ macro_rules! usage_store {
                         let Some(org_id) = owners.get(&log.deployment_id).copied().flatten() else { continue };
                         let at = DateTime::<Utc>::from_timestamp_millis(log.at_unix_ms).unwrap_or_else(now);
                         sqlx::query(
-                            "INSERT INTO request_logs (id, deployment_id, org_id, method, path, status, latency_ms, request_id, created_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                            "INSERT INTO request_logs (id, deployment_id, org_id, method, path, status, latency_ms, request_id, created_at, message) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                         )
                         .bind(Uuid::new_v4())
                         .bind(log.deployment_id)
@@ -206,6 +208,7 @@ macro_rules! usage_store {
                         .bind(log.latency_ms)
                         .bind(&log.request_id)
                         .bind(at)
+                        .bind(log.message.as_deref())
                         .execute(&mut *tx)
                         .await?;
                         if !logged.contains(&log.deployment_id) {
@@ -282,7 +285,7 @@ macro_rules! usage_store {
                 ) -> Result<Vec<RequestLogEntry>, sqlx::Error> {
                     let (lowest, highest) = status_range(level);
                     let rows = sqlx::query(
-                        "SELECT id, method, path, status, latency_ms, request_id, created_at FROM request_logs \
+                        "SELECT id, method, path, status, latency_ms, request_id, created_at, message FROM request_logs \
                          WHERE deployment_id = $1 AND org_id = $2 AND status >= $3 AND status <= $4 \
                          ORDER BY created_at DESC, seq DESC LIMIT $5",
                     )
@@ -303,20 +306,21 @@ macro_rules! usage_store {
                                 latency_ms: row.try_get("latency_ms")?,
                                 request_id: row.try_get("request_id")?,
                                 created_at: row.try_get("created_at")?,
+                                message: row.try_get("message")?,
                             })
                         })
                         .collect()
                 }
 
-                async fn org_usage(&self, org_id: Uuid, from_day: i64, to_day: i64) -> Result<OrgUsage, sqlx::Error> {
+                async fn org_usage(&self, org_id: Uuid, from: i64, to: i64) -> Result<OrgUsage, sqlx::Error> {
                     let row = sqlx::query(
                         "SELECT CAST(COALESCE(SUM(requests), 0) AS BIGINT) AS requests, \
                          CAST(COALESCE(SUM(bytes_out), 0) AS BIGINT) AS bytes_out \
-                         FROM org_usage_daily WHERE org_id = $1 AND day >= $2 AND day < $3",
+                         FROM deployment_metrics WHERE org_id = $1 AND minute >= $2 AND minute < $3",
                     )
                     .bind(org_id)
-                    .bind(from_day)
-                    .bind(to_day)
+                    .bind(from)
+                    .bind(to)
                     .fetch_one(&self.pool)
                     .await?;
                     Ok(OrgUsage {

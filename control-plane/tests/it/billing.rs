@@ -78,6 +78,14 @@ async fn signed_webhook(server: &TestServer, event: &Value) -> (StatusCode, Valu
     send_webhook(server, &payload, Some(header)).await
 }
 
+const DAY: i64 = 24 * 60 * 60;
+
+/// Returns the Unix seconds of an RFC 3339 timestamp in a response.
+fn timestamp(value: &Value) -> i64 {
+    let text = value.as_str().unwrap_or_else(|| panic!("expected a timestamp, got {value}"));
+    text.parse::<chrono::DateTime<chrono::Utc>>().unwrap().timestamp()
+}
+
 async fn subscription(server: &TestServer, token: &str) -> Value {
     let (status, body) = server.get("/api/v1/billing/subscription", token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -234,6 +242,106 @@ backend_tests! {
 
         let (_, entries) = server.get(&format!("/api/v1/organizations/{org_id}/audit-logs?event_type=billing_subscription_changed"), &account.token).await;
         assert_eq!(entries.as_array().unwrap().len(), 5);
+    }
+
+    async fn billing_period_anchors_quota_periods(backend) {
+        let (stripe, _) = fake_stripe().await;
+        let server = TestServer::start(backend, |config| configure_stripe(config, stripe)).await;
+        let account = server.register("hanna").await;
+        let org_id = server.personal_org(&account).await["id"].as_str().unwrap().to_owned();
+        let deployment = create_deployment(&server, &account.token, "Metered").await;
+        let deployment_id: uuid::Uuid = deployment["id"].as_str().unwrap().parse().unwrap();
+        let org_uuid: uuid::Uuid = org_id.parse().unwrap();
+
+        let created = json!({
+            "id": "evt_period_created", "type": "customer.subscription.created",
+            "data": { "object": { "id": "sub_p", "customer": "cus_p", "status": "active",
+                "metadata": { "org_id": org_id, "plan": "pro" } } }
+        });
+        let (status, body) = signed_webhook(&server, &created).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let before = server.feed.changes_since(0).await.unwrap().version;
+
+        // A billing period that does not start at midnight, with the plan unchanged.
+        let now = chrono::Utc::now().timestamp();
+        let period_start = now - 10 * DAY - 1234;
+        let updated = json!({
+            "id": "evt_period_updated", "type": "customer.subscription.updated",
+            "data": { "object": { "id": "sub_p", "customer": "cus_p", "status": "active",
+                "items": { "data": [{ "price": { "id": "price_pro" },
+                    "current_period_start": period_start, "current_period_end": period_start + 30 * DAY }] } } }
+        });
+        let (status, body) = signed_webhook(&server, &updated).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["processed"], true);
+        let delta = server.feed.changes_since(before).await.unwrap();
+        assert!(delta.version > before, "a period change must bump the configuration version");
+        assert_eq!(delta.upserts.len(), 1);
+        assert_eq!(delta.upserts[0].id, deployment_id);
+        assert_eq!(delta.upserts[0].period_start, Some(period_start));
+        let full = server.feed.changes_since(0).await.unwrap();
+        assert_eq!(full.upserts[0].period_start, Some(period_start));
+
+        // Usage counts from the period start: a window before it is not in the current period.
+        let inside = crate::usage::usage(deployment_id, org_uuid, &[(200, 5)], 5.0);
+        let outside = crate::usage::usage(deployment_id, org_uuid, &[(200, 7)], 7.0);
+        let first_minute = (period_start + 60) * 1000;
+        server.telemetry.report_telemetry(crate::usage::batch("edge-a", first_minute, vec![inside], vec![])).await.unwrap();
+        let before_start = (period_start - 120) * 1000;
+        server.telemetry.report_telemetry(crate::usage::batch("edge-a", before_start, vec![outside], vec![])).await.unwrap();
+
+        let (status, usage) = server.get("/api/v1/usage", &account.token).await;
+        assert_eq!(status, StatusCode::OK, "{usage}");
+        assert_eq!(timestamp(&usage["period_start"]), period_start);
+        assert_eq!(timestamp(&usage["period_end"]), period_start + 30 * DAY - 1);
+        assert_eq!(usage["requests"], 5);
+        let (_, history) = server.get("/api/v1/usage/history?months=2", &account.token).await;
+        assert_eq!(timestamp(&history[0]["period_start"]), period_start);
+        assert_eq!(history[0]["requests"], 5);
+        assert_eq!(timestamp(&history[1]["period_start"]), period_start - 30 * DAY);
+        assert_eq!(history[1]["requests"], 7);
+        let body = subscription(&server, &account.token).await;
+        assert_eq!(timestamp(&body["current_period_start"]), period_start);
+        assert_eq!(timestamp(&body["current_period_end"]), period_start + 30 * DAY);
+        assert_eq!(timestamp(&body["usage"]["period_start"]), period_start);
+        assert_eq!(body["usage"]["requests"], 5);
+
+        // The same period again changes nothing that edges see.
+        let unchanged_version = server.feed.changes_since(0).await.unwrap().version;
+        let mut repeated = updated.clone();
+        repeated["id"] = json!("evt_period_repeated");
+        let (status, _) = signed_webhook(&server, &repeated).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(server.feed.changes_since(0).await.unwrap().version, unchanged_version);
+
+        // A paid renewal invoice moves the period to its line's period.
+        let renewed_start = now - 2 * DAY - 77;
+        let paid = json!({
+            "id": "evt_period_paid", "type": "invoice.payment_succeeded",
+            "data": { "object": { "customer": "cus_p", "subscription": "sub_p",
+                "lines": { "data": [{ "period": { "start": renewed_start, "end": renewed_start + 30 * DAY } }] } } }
+        });
+        let (status, body) = signed_webhook(&server, &paid).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let delta = server.feed.changes_since(unchanged_version).await.unwrap();
+        assert_eq!(delta.upserts.len(), 1);
+        assert_eq!(delta.upserts[0].period_start, Some(renewed_start));
+        let (_, usage) = server.get("/api/v1/usage", &account.token).await;
+        assert_eq!(timestamp(&usage["period_start"]), renewed_start);
+        assert_eq!(usage["requests"], 0);
+        assert_eq!(timestamp(&subscription(&server, &account.token).await["current_period_start"]), renewed_start);
+    }
+
+    async fn webhook_oversized_body_is_413(backend) {
+        let (stripe, _) = fake_stripe().await;
+        let server = TestServer::start(backend, |config| configure_stripe(config, stripe)).await;
+        let limit = 2 * 1024 * 1024;
+        let payload = "x".repeat(limit + 1);
+        let header = signature(WEBHOOK_SECRET, chrono::Utc::now().timestamp(), &payload);
+        let (status, body) = send_webhook(&server, &payload, Some(header)).await;
+        assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE");
+        assert_eq!(body["details"]["max_bytes"], limit);
+        assert!(body["error"].as_str().unwrap().contains(&limit.to_string()), "{body}");
     }
 
     async fn webhook_rejects_bad_signatures(backend) {

@@ -2,7 +2,10 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::Digest;
 
+use mockforge_control_plane::nodes::NodeTokens;
+
 use crate::backend_tests;
+use crate::documents::fetch_document;
 use crate::harness::{assert_error, create_deployment, petstore, spec_server, TestServer};
 
 backend_tests! {
@@ -35,8 +38,10 @@ backend_tests! {
         let text = serde_json::to_string(&petstore()).unwrap();
         let sha = hex::encode(sha2::Sha256::digest(text.as_bytes()));
         assert_eq!(body["document_sha256"], sha);
-        let path = server.data_dir().join("artifacts").join("documents").join(format!("{sha}.json"));
-        assert_eq!(std::fs::read_to_string(path).unwrap(), text);
+        let node_token = NodeTokens::open(&server.config).await.unwrap().create("edge-docs").await.unwrap();
+        let (status, stored) = fetch_document(&server, &node_token, &sha).await;
+        assert_eq!(status, StatusCode::OK, "{stored}");
+        assert_eq!(stored, text);
 
         let id = body["id"].as_str().unwrap();
         let (status, fetched) = server.get(&format!("/api/v1/deployments/{id}"), &account.token).await;
@@ -360,5 +365,23 @@ backend_tests! {
         let (status, body) = server.get(&format!("/api/v1/deployments/{id}"), &owner.token).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["status"], "deploying");
+    }
+
+    async fn snapshot_record_carries_quota_period_start(backend) {
+        let server = TestServer::start(backend, |_| {}).await;
+        let account = server.register("ivy").await;
+        let org = server.personal_org(&account).await;
+        let created = create_deployment(&server, &account.token, "Quota").await;
+
+        let snapshot = server.feed.changes_since(0).await.unwrap();
+        let record = snapshot
+            .upserts
+            .iter()
+            .find(|record| record.id.to_string() == created["id"].as_str().unwrap())
+            .expect("the snapshot lists the new deployment");
+        // Quota periods start on the UTC day the organization was created, like usage periods.
+        let org_created: chrono::DateTime<chrono::Utc> = org["created_at"].as_str().unwrap().parse().unwrap();
+        let day_start = org_created.date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp();
+        assert_eq!(record.period_start, Some(day_start));
     }
 }

@@ -6,7 +6,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use mockforge_control_plane::nodes::NodeTokens;
+use mockforge_control_plane::store::{AuditEntry, AuditQuery};
+
 use crate::backend_tests;
+use crate::documents::fetch_document;
 use crate::harness::{assert_error, create_deployment, TestServer, PASSWORD};
 
 /// Runs `sql` with `id` as `$1` directly in the test server's database and returns the single
@@ -29,27 +33,39 @@ async fn count_rows(server: &TestServer, sql: &'static str, id: Uuid) -> i64 {
     }
 }
 
-/// Inserts an audit entry by `user_id` into `org_id` with an IP address and a user agent,
-/// directly in the database, as if the user had acted in another user's organization.
-async fn insert_foreign_audit_entry(server: &TestServer, org_id: Uuid, user_id: Uuid) -> Uuid {
+/// Inserts an audit entry by `user_id` into `org_id` with the IP address 203.0.113.9 and a user
+/// agent, directly in the database, as if the user had acted there.
+async fn insert_audit_entry(server: &TestServer, org_id: Uuid, user_id: Uuid, description: &str, metadata: Value) -> Uuid {
     let id = Uuid::new_v4();
     let sql = "INSERT INTO audit_logs (id, org_id, user_id, event_type, description, metadata, ip_address, user_agent, created_at) \
-               VALUES ($1, $2, $3, 'test_event', 'Acted in another organization', $4, '203.0.113.9', 'test-agent', $5)";
-    let metadata = sqlx::types::Json(json!({}));
+               VALUES ($1, $2, $3, 'test_event', $4, $5, '203.0.113.9', 'test-agent', $6)";
+    let metadata = sqlx::types::Json(metadata);
     match &server.config.database_url {
         Some(url) => {
             let pool = sqlx::PgPool::connect(url).await.unwrap();
-            sqlx::query(sql).bind(id).bind(org_id).bind(user_id).bind(metadata).bind(chrono::Utc::now()).execute(&pool).await.unwrap();
+            sqlx::query(sql).bind(id).bind(org_id).bind(user_id).bind(description).bind(metadata).bind(chrono::Utc::now()).execute(&pool).await.unwrap();
             pool.close().await;
         }
         None => {
             let url = format!("sqlite://{}", server.data_dir().join("mockforge.db").display());
             let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-            sqlx::query(sql).bind(id).bind(org_id).bind(user_id).bind(metadata).bind(chrono::Utc::now()).execute(&pool).await.unwrap();
+            sqlx::query(sql).bind(id).bind(org_id).bind(user_id).bind(description).bind(metadata).bind(chrono::Utc::now()).execute(&pool).await.unwrap();
             pool.close().await;
         }
     }
     id
+}
+
+/// Returns the organization's audit entries, newest first, read through the control plane's
+/// store as a platform admin would, also after the organization is deleted.
+async fn audit_entries(server: &TestServer, org_id: Uuid) -> Vec<AuditEntry> {
+    let url = match &server.config.database_url {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}", server.data_dir().join("mockforge.db").display()),
+    };
+    let (store, _) = mockforge_control_plane::store::connect(&url).await.unwrap();
+    let query = AuditQuery { event_type: None, user_id: None, limit: 1000, offset: 0 };
+    store.accounts().audit_logs(org_id, &query).await.unwrap()
 }
 
 async fn login(server: &TestServer, email: &str) -> (StatusCode, Value) {
@@ -153,12 +169,12 @@ backend_tests! {
         own_document["info"]["title"] = json!("Paula's own API");
         let (status, own) = server.post("/api/v1/deployments", &account.token, &json!({ "name": "Own", "openapi_spec": own_document })).await;
         assert_eq!(status, StatusCode::CREATED, "{own}");
-        let documents = server.data_dir().join("artifacts").join("documents");
-        let own_path = documents.join(format!("{}.json", own["document_sha256"].as_str().unwrap()));
-        let shared_path = documents.join(format!("{}.json", kept_deployment["document_sha256"].as_str().unwrap()));
-        assert!(own_path.exists());
-        assert!(shared_path.exists());
-        let foreign_entry = insert_foreign_audit_entry(&server, other_org_id, user_id).await;
+        let node_token = NodeTokens::open(&server.config).await.unwrap().create("edge-gdpr").await.unwrap();
+        let own_sha256 = own["document_sha256"].as_str().unwrap().to_owned();
+        let shared_sha256 = kept_deployment["document_sha256"].as_str().unwrap().to_owned();
+        assert_eq!(fetch_document(&server, &node_token, &own_sha256).await.0, StatusCode::OK);
+        assert_eq!(fetch_document(&server, &node_token, &shared_sha256).await.0, StatusCode::OK);
+        let foreign_entry = insert_audit_entry(&server, other_org_id, user_id, "Acted in another organization", json!({})).await;
         let before = server.feed.changes_since(0).await.unwrap();
         assert_eq!(before.upserts.len(), 3);
 
@@ -185,10 +201,71 @@ backend_tests! {
         let (status, body) = server.get("/api/v1/deployments", &other.token).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body.as_array().unwrap().len(), 1, "{body}");
-        assert!(!own_path.exists(), "the deleted account's own document must be removed");
-        assert!(shared_path.exists(), "a document another deployment uses must be kept");
+        let (status, _) = fetch_document(&server, &node_token, &own_sha256).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "the deleted account's own document must be removed");
+        let (status, _) = fetch_document(&server, &node_token, &shared_sha256).await;
+        assert_eq!(status, StatusCode::OK, "a document another deployment uses must be kept");
 
         // The e-mail address is free again.
         server.register("paula").await;
+    }
+
+    async fn delete_keeps_audit_entries_anonymised(backend) {
+        let server = TestServer::start(backend, |config| config.gdpr_grace_period = Duration::ZERO).await;
+        let account = server.register("greta").await;
+        let other = server.register("henrik").await;
+        let user_id: Uuid = account.user_id.parse().unwrap();
+        let other_user_id: Uuid = other.user_id.parse().unwrap();
+        let org_id: Uuid = server.personal_org(&account).await["id"].as_str().unwrap().parse().unwrap();
+        let other_org_id: Uuid = server.personal_org(&other).await["id"].as_str().unwrap().parse().unwrap();
+
+        // Entries in the organization that goes with the account: from the API (with the
+        // client's address) and one carrying personal data in its metadata.
+        server.api_token(&account, &["read"]).await;
+        create_deployment(&server, &account.token, "Audited").await;
+        let personal = json!({ "email": account.email, "username": "greta", "nested": { "ip_address": "203.0.113.9" }, "plan": "pro" });
+        insert_audit_entry(&server, org_id, user_id, "Changed the plan", personal).await;
+        // An entry by another user that names the deleted user.
+        let mention = insert_audit_entry(
+            &server,
+            other_org_id,
+            other_user_id,
+            &format!("Invited {}", account.email),
+            json!({ "invitee": account.email, "invitee_id": user_id }),
+        )
+        .await;
+
+        let (status, body) = server.post("/api/v1/gdpr/delete", &account.token, &json!({ "confirm": true })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let before = audit_entries(&server, org_id).await;
+        assert!(before.len() >= 4, "token, deployment, inserted and deletion request entries: {before:?}");
+        assert!(before.iter().any(|entry| entry.ip_address.is_some()), "{before:?}");
+
+        // The job runs when the control plane starts.
+        let server = server.restart().await;
+        assert_eq!(count_rows(&server, "SELECT COUNT(*) FROM organizations WHERE id = $1", org_id).await, 0);
+
+        let after = audit_entries(&server, org_id).await;
+        assert_eq!(after.len(), before.len(), "the deleted organization's audit entries must be kept");
+        let ids = |entries: &[AuditEntry]| entries.iter().map(|entry| entry.id).collect::<Vec<_>>();
+        assert_eq!(ids(&after), ids(&before));
+        for entry in &after {
+            assert_eq!(entry.user_id, None, "{entry:?}");
+            assert_eq!(entry.ip_address, None, "{entry:?}");
+            assert_eq!(entry.user_agent, None, "{entry:?}");
+            let text = format!("{} {}", entry.description, entry.metadata);
+            assert!(!text.contains(&account.email), "{entry:?}");
+            assert!(!text.contains(&account.user_id), "{entry:?}");
+            assert!(!text.contains("203.0.113.9"), "{entry:?}");
+        }
+        let changed = after.iter().find(|entry| entry.description == "Changed the plan").unwrap();
+        assert_eq!(changed.metadata, json!({ "nested": {}, "plan": "pro" }));
+
+        let others = audit_entries(&server, other_org_id).await;
+        let mention = others.iter().find(|entry| entry.id == mention).unwrap();
+        assert_eq!(mention.user_id, Some(other_user_id), "another user's entry keeps its actor");
+        assert_eq!(mention.ip_address.as_deref(), Some("203.0.113.9"));
+        assert_eq!(mention.description, "Invited [deleted user]");
+        assert_eq!(mention.metadata, json!({ "invitee": null, "invitee_id": null }));
     }
 }

@@ -144,6 +144,19 @@ impl TestServer {
         Self::launch(self.config.clone(), resources).await
     }
 
+    /// Starts a second control plane on this server's database with its own data directory, as
+    /// another replica would run. `configure` adjusts a copy of this server's configuration.
+    pub async fn start_replica(&self, configure: impl FnOnce(&mut ControlPlaneConfig)) -> TestServer {
+        let data_dir = std::env::temp_dir().join(format!("mockforge-cp-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        // The first server's resources own the database schema and drop it.
+        let resources = Arc::new(Resources { data_dir, database_url: self.resources.database_url.clone(), postgres: None });
+        let mut config = self.config.clone();
+        config.data_dir = resources.data_dir.clone();
+        configure(&mut config);
+        Self::launch(config, resources).await
+    }
+
     pub async fn stop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());

@@ -65,6 +65,15 @@ backend_tests! {
         assert_eq!(body["details"]["path"], "/api/v1/nothing-here");
     }
 
+    async fn extractor_rejections_are_json(backend) {
+        let server = TestServer::start(backend, |_| {}).await;
+        let account = server.register("ines").await;
+        // `%FF` is not UTF-8, so the path parameter cannot be decoded.
+        let (status, body) = server.get("/api/v1/deployments/%FF", &account.token).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert!(body["error"].as_str().unwrap().contains("UTF-8"), "{body}");
+    }
+
     async fn wrong_method_is_405(backend) {
         let server = TestServer::start(backend, |_| {}).await;
         let (status, body) = server.request(Method::DELETE, "/api/v1/auth/login", None, None).await;

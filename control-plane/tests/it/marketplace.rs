@@ -32,7 +32,7 @@ async fn publish_plugin(server: &TestServer, token: &str, name: &str, version: &
 
 /// Builds a `tar.gz` package. Names go into the raw header, so tests can write `..` and
 /// absolute paths that the `tar` builder itself rejects.
-fn package(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+pub(crate) fn package(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
     let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut builder = tar::Builder::new(encoder);
     for (path, kind, data) in entries {
@@ -50,11 +50,11 @@ fn package(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
     builder.into_inner().unwrap().finish().unwrap()
 }
 
-fn good_package() -> Vec<u8> {
+pub(crate) fn good_package() -> Vec<u8> {
     package(&[("files/", tar::EntryType::Directory, b""), ("files/readme.md", tar::EntryType::Regular, b"# hello")])
 }
 
-fn template_manifest(name: &str, version: &str) -> Value {
+pub(crate) fn template_manifest(name: &str, version: &str) -> Value {
     json!({
         "name": name,
         "version": version,
@@ -74,7 +74,7 @@ fn scenario_manifest(name: &str, version: &str) -> Value {
     })
 }
 
-async fn publish_package(server: &TestServer, token: &str, kind: &str, manifest: &Value, bytes: Vec<u8>) -> (StatusCode, Value) {
+pub(crate) async fn publish_package(server: &TestServer, token: &str, kind: &str, manifest: &Value, bytes: Vec<u8>) -> (StatusCode, Value) {
     let form = Form::new()
         .text("manifest", manifest.to_string())
         .part("package", Part::bytes(bytes).file_name("package.tar.gz"));

@@ -38,7 +38,33 @@ fn client_from(address: [u8; 4]) -> reqwest::Client {
     reqwest::Client::builder().no_proxy().local_address(std::net::IpAddr::from(address)).build().unwrap()
 }
 
+/// Posts a JSON body of `size` bytes (`{}` padded with spaces) with `token`.
+async fn post_padded(server: &TestServer, path: &str, token: &str, size: usize) -> (StatusCode, Value) {
+    let body = format!("{{}}{}", " ".repeat(size - 2));
+    let request = server.client.post(server.url(path)).bearer_auth(token).header("content-type", "application/json").body(body);
+    read(request.send().await.unwrap()).await
+}
+
 backend_tests! {
+    async fn raw_body_routes_reject_oversized_bodies(backend) {
+        let server = TestServer::start(backend, |config| config.admin_emails = vec!["root@example.com".to_owned()]).await;
+        let root = server.register("root").await;
+        let limit = 1024 * 1024;
+        let routes = [
+            format!("/api/v1/security/suspicious-activities/{}/resolve", uuid::Uuid::new_v4()),
+            "/api/v1/admin/plugins/add-header/verify".to_owned(),
+        ];
+        for path in &routes {
+            let (status, body) = post_padded(&server, path, &root.token, limit + 1).await;
+            assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE");
+            assert_eq!(body["details"]["max_bytes"], limit, "{path}");
+            assert!(body["error"].as_str().unwrap().contains("1048576"), "{path}: {body}");
+        }
+        // A body at the limit passes the size check and reaches the handler.
+        let (status, body) = post_padded(&server, &routes[0], &root.token, limit).await;
+        assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
+    }
+
     async fn login_locks_after_five_failures(backend) {
         let server = TestServer::start(backend, |_| {}).await;
         let account = server.register("hanna").await;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::backend_tests;
 use crate::harness::{assert_error, create_deployment, TestServer};
 
-fn usage(deployment_id: Uuid, org_id: Uuid, statuses: &[(u16, u64)], latency_ms_sum: f64) -> DeploymentUsage {
+pub(crate) fn usage(deployment_id: Uuid, org_id: Uuid, statuses: &[(u16, u64)], latency_ms_sum: f64) -> DeploymentUsage {
     let status_counts: BTreeMap<u16, u64> = statuses.iter().copied().collect();
     let requests = status_counts.values().sum();
     DeploymentUsage {
@@ -35,10 +35,11 @@ fn log(deployment_id: Uuid, status: u16, at_unix_ms: i64, request_id: &str) -> R
         latency_ms: 2.5,
         at_unix_ms,
         request_id: request_id.to_owned(),
+        message: None,
     }
 }
 
-fn batch(node: &str, start_ms: i64, usage: Vec<DeploymentUsage>, logs: Vec<RequestLog>) -> TelemetryBatch {
+pub(crate) fn batch(node: &str, start_ms: i64, usage: Vec<DeploymentUsage>, logs: Vec<RequestLog>) -> TelemetryBatch {
     TelemetryBatch {
         node: node.to_owned(),
         window_start_unix_ms: start_ms,
@@ -139,6 +140,10 @@ backend_tests! {
             log(id, 200, now_ms + 1000, "r1"),
             log(id, 404, now_ms + 2000, "r2"),
             log(id, 503, now_ms + 3000, "r3"),
+            RequestLog {
+                message: Some("plugin guard version 1.0.0 failed in on-request (trap): the plugin trapped".to_owned()),
+                ..log(id, 502, now_ms + 4000, "r4")
+            },
         ];
         server.telemetry.report_telemetry(batch("edge-a", now_ms, vec![], logs)).await.unwrap();
 
@@ -146,15 +151,27 @@ backend_tests! {
         let (status, entries) = server.get(&path, &account.token).await;
         assert_eq!(status, StatusCode::OK, "{entries}");
         let entries = entries.as_array().unwrap();
-        assert_eq!(entries.len(), 4, "three requests and the creation event: {entries:?}");
-        assert_eq!(entries[0]["request_id"], "r3");
-        assert_eq!(entries[0]["level"], "error");
-        assert_eq!(entries[0]["message"], "GET /pets 503 (2.5 ms)");
-        assert_eq!(entries[0]["source"], "request");
-        assert_eq!(entries[1]["level"], "warn");
-        assert_eq!(entries[2]["level"], "info");
-        assert_eq!(entries[3]["message"], "Deployment created");
-        assert_eq!(entries[3]["source"], "lifecycle");
+        assert_eq!(entries.len(), 5, "four requests and the creation event: {entries:?}");
+        assert_eq!(entries[0]["request_id"], "r4");
+        assert_eq!(entries[1]["request_id"], "r3");
+        assert_eq!(entries[1]["level"], "error");
+        assert_eq!(entries[1]["message"], "GET /pets 503 (2.5 ms)");
+        assert_eq!(entries[1]["source"], "request");
+        assert_eq!(entries[2]["level"], "warn");
+        assert_eq!(entries[3]["level"], "info");
+        assert_eq!(entries[4]["message"], "Deployment created");
+        assert_eq!(entries[4]["source"], "lifecycle");
+
+        let (_, errors) = server.get(&format!("{path}?level=error"), &account.token).await;
+        let errors = errors.as_array().unwrap();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[0]["request_id"], "r4");
+        assert_eq!(errors[0]["level"], "error");
+        assert_eq!(errors[0]["status"], 502);
+        assert_eq!(
+            errors[0]["message"],
+            "GET /pets 502 (2.5 ms): plugin guard version 1.0.0 failed in on-request (trap): the plugin trapped"
+        );
 
         let (_, warn) = server.get(&format!("{path}?level=warn"), &account.token).await;
         assert_eq!(warn.as_array().unwrap().len(), 1);

@@ -9,7 +9,7 @@ use crate::support::{record, FakeFeed, TestEdge, PETSTORE};
 
 /// Reads one HTTP/1.1 response with a `Content-Length` body and returns its status line and
 /// body.
-async fn read_response(reader: &mut BufReader<TcpStream>) -> (String, Vec<u8>) {
+pub(crate) async fn read_response(reader: &mut BufReader<TcpStream>) -> (String, Vec<u8>) {
     let mut status_line = String::new();
     reader.read_line(&mut status_line).await.unwrap();
     let mut content_length = 0;

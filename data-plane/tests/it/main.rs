@@ -3,10 +3,15 @@
 
 mod chaos;
 mod connection;
+mod connection_limit;
+mod hot_swap;
 mod lifecycle;
 mod limits;
 mod plugins;
 mod proxy;
+mod quota_sync;
+mod remote_plugins;
 mod routing;
 mod support;
 mod telemetry;
+mod tls;

@@ -9,11 +9,15 @@ use std::time::{Duration, Instant};
 use mockforge_edge::Edge;
 use mockforge_plugins::examples::plugin_file;
 use mockforge_plugins::PluginHostConfig;
-use mockforge_snapshot::{ApplyOutcome, DeploymentRecord, FeedError, PluginSource, SnapshotFeed};
+use mockforge_snapshot::{
+    ApplyOutcome, DeploymentRecord, FeedError, PluginSource, RequestLog, SnapshotFeed, TelemetrySink,
+};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{json_body, record, test_config, FakeFeed, ORDERS, PETSTORE, TEST_HOSTS};
+use crate::support::{
+    json_body, record, shared_load, test_config, FakeFeed, FakeSink, LoadGuard, ORDERS, PETSTORE, TEST_HOSTS,
+};
 
 /// Plugin files by checksum, as the control plane would serve them.
 #[derive(Default)]
@@ -55,10 +59,12 @@ struct PluginEdge {
     feed: Arc<FakeFeed>,
     handle: Option<mockforge_edge::EdgeHandle>,
     edge: Edge,
+    _load: LoadGuard,
 }
 
 impl PluginEdge {
     async fn start(source: FakeSource, records: Vec<DeploymentRecord>) -> PluginEdge {
+        let load = shared_load().await;
         let feed = FakeFeed::new(records);
         let edge = Edge::new(test_config());
         edge.enable_plugins(Arc::new(source), PluginHostConfig::default());
@@ -66,12 +72,14 @@ impl PluginEdge {
         let follower = edge.clone();
         let followed: Arc<dyn SnapshotFeed> = feed.clone();
         tokio::spawn(async move { follower.follow(followed).await });
-        feed.report_for(feed.version()).await;
+        // Compiling plugins takes several seconds in a debug build.
+        feed.report_within(feed.version(), Duration::from_secs(60)).await;
         PluginEdge {
             addr: handle.local_addr(),
             feed,
             handle: Some(handle),
             edge,
+            _load: load,
         }
     }
 
@@ -169,7 +177,8 @@ async fn hostile_plugins_fail_alone() {
 
     let metrics = edge.edge.metrics_text();
     assert!(metrics.contains("mockforge_edge_plugin_failures_total{kind=\"timeout\"} 1"), "{metrics}");
-    assert!(metrics.contains("mockforge_edge_plugin_failures_total{kind=\"trap\"} 3"), "{metrics}");
+    assert!(metrics.contains("mockforge_edge_plugin_failures_total{kind=\"trap\"} 2"), "{metrics}");
+    assert!(metrics.contains("mockforge_edge_plugin_failures_total{kind=\"out_of_memory\"} 1"), "{metrics}");
     assert!(metrics.contains("mockforge_edge_plugin_failures_total{kind=\"invalid_result\"} 1"), "{metrics}");
     edge.shutdown().await;
 }
@@ -191,4 +200,71 @@ async fn unknown_plugin_fails_deployment() {
     let response = client.get(edge.url("globex.localhost", "/orders/orders")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_failure_writes_error_log() {
+    let mut source = FakeSource::default();
+    let trap = source.add("hostile-trap");
+    let alloc = source.add("hostile-alloc");
+    let pass_through = source.add("pass-through");
+    let trapping = with_plugin("acme", "trapping", PETSTORE, "hostile-trap", &trap, json!(null));
+    let exhausting = with_plugin("acme", "exhausting", PETSTORE, "hostile-alloc", &alloc, json!(null));
+    let passing = with_plugin("acme", "passing", PETSTORE, "pass-through", &pass_through, json!(null));
+    let ids = [trapping.id, exhausting.id, passing.id];
+    let edge = PluginEdge::start(source, vec![trapping, exhausting, passing]).await;
+    let sink = Arc::new(FakeSink::default());
+    let reporter = {
+        let edge = edge.edge.clone();
+        let sink: Arc<dyn TelemetrySink> = sink.clone();
+        tokio::spawn(async move { edge.report_to(sink).await })
+    };
+    let client = edge.client();
+
+    let mut request_ids = Vec::new();
+    for (slug, status) in [("trapping", StatusCode::BAD_GATEWAY), ("exhausting", StatusCode::BAD_GATEWAY), ("passing", StatusCode::OK)] {
+        let response = client.get(edge.url("acme.localhost", &format!("/{slug}/pets/1"))).send().await.unwrap();
+        assert_eq!(response.status(), status, "{slug}");
+        let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        request_ids.push(request_id);
+    }
+    edge.shutdown().await;
+    tokio::time::timeout(Duration::from_secs(10), reporter)
+        .await
+        .expect("report_to did not return after shutdown")
+        .unwrap();
+
+    let batches = sink.batches();
+    let logs: Vec<&RequestLog> = batches.iter().flat_map(|batch| &batch.logs).collect();
+    let log_of = |id| {
+        let matching: Vec<&&RequestLog> = logs.iter().filter(|log| log.deployment_id == id).collect();
+        assert_eq!(matching.len(), 1, "{logs:?}");
+        *matching[0]
+    };
+
+    let trapped = log_of(ids[0]);
+    assert_eq!(trapped.status, 502);
+    assert_eq!(trapped.method, "GET");
+    assert_eq!(trapped.path, "/pets/1");
+    assert_eq!(trapped.request_id, request_ids[0]);
+    let message = trapped.message.as_deref().expect("the failed request's log has a message");
+    assert!(
+        message.starts_with("plugin hostile-trap version 1.0.0 failed in on-request (trap): the plugin trapped"),
+        "{message}"
+    );
+
+    let exhausted = log_of(ids[1]);
+    assert_eq!(exhausted.status, 502);
+    assert_eq!(exhausted.request_id, request_ids[1]);
+    assert_eq!(
+        exhausted.message.as_deref(),
+        Some(
+            "plugin hostile-alloc version 1.0.0 failed in on-request (out_of_memory): \
+             the plugin exceeded its memory limit of 16777216 bytes"
+        )
+    );
+
+    let passed = log_of(ids[2]);
+    assert_eq!(passed.status, 200);
+    assert_eq!(passed.message, None);
 }

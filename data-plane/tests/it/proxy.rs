@@ -3,12 +3,14 @@
 use std::net::SocketAddr;
 
 use mockforge_edge::EdgeConfig;
-use mockforge_snapshot::DeploymentRecord;
+use mockforge_snapshot::{ApplyOutcome, DeploymentRecord};
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{json_body, record, test_config, FakeFeed, TestEdge, PETSTORE};
+use crate::support::{
+    json_body, record, test_config, FakeFeed, TestEdge, PETSTORE, PETSTORE_WITH_IDS,
+};
 
 /// Starts an upstream that responds to every request with 200 and the request line and `Host`
 /// header as its body, and returns its address.
@@ -49,6 +51,12 @@ async fn echo_upstream() -> SocketAddr {
 
 fn proxied_record(proxy: serde_json::Value) -> DeploymentRecord {
     let mut record = record("acme", "petstore", PETSTORE);
+    record.config = json!({ "proxy": proxy });
+    record
+}
+
+fn proxied_record_with_ids(proxy: serde_json::Value) -> DeploymentRecord {
+    let mut record = record("acme", "petstore", PETSTORE_WITH_IDS);
     record.config = json!({ "proxy": proxy });
     record
 }
@@ -163,6 +171,71 @@ async fn unreachable_upstream_returns_502() {
     let body = json_body(response).await;
     assert_eq!(body["code"], "UPSTREAM_ERROR");
     assert_eq!(body["details"]["upstream"], format!("http://{closed}"));
+
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listed_operations_reach_upstream() {
+    let upstream = echo_upstream().await;
+    let feed = FakeFeed::new([proxied_record_with_ids(json!({
+        "upstream": format!("http://{upstream}/base"),
+        "operations": ["getPet"]
+    }))]);
+    let edge = TestEdge::start_with(feed, private_upstreams_allowed()).await;
+    let client = edge.client();
+
+    let forwarded = client
+        .get(edge.url("acme.localhost", "/petstore/pets/7"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forwarded.status(), StatusCode::OK);
+    let text = forwarded.text().await.unwrap();
+    assert_eq!(text, format!("GET /base/pets/7 HTTP/1.1|{upstream}"));
+
+    let mocked = client
+        .get(edge.url("acme.localhost", "/petstore/pets"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mocked.status(), StatusCode::OK);
+    let body = json_body(mocked).await;
+    assert_eq!(body[0]["name"], "Rex", "an unlisted operation is mocked");
+
+    let unmatched = client
+        .get(edge.url("acme.localhost", "/petstore/orders/7"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unmatched.status(), StatusCode::NOT_FOUND);
+    let body = json_body(unmatched).await;
+    assert!(body["code"].is_string(), "an unmatched request is not forwarded: {body}");
+
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_proxy_operation_fails_deployment() {
+    let broken = proxied_record_with_ids(json!({
+        "upstream": "http://127.0.0.1:9/",
+        "mode": "operations",
+        "operations": ["removePet"]
+    }));
+    let feed = FakeFeed::new([broken.clone()]);
+    let edge = TestEdge::start_with(feed.clone(), private_upstreams_allowed()).await;
+    let ApplyOutcome::Failed { reason } = feed.outcome_for(broken.id).await else {
+        panic!("a deployment with an unknown operation id was served");
+    };
+    assert!(
+        reason.starts_with("the proxy configuration is invalid: /config_json/proxy/operations/0"),
+        "{reason}"
+    );
+    assert!(reason.contains("\"removePet\""), "{reason}");
+    assert!(
+        reason.contains("valid operation ids: \"listPets\", \"getPet\""),
+        "{reason}"
+    );
 
     edge.shutdown().await;
 }

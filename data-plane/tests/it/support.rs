@@ -55,6 +55,42 @@ paths:
                 name: Rex
 "#;
 
+/// Pets API like [`PETSTORE`], with `operationId`s `listPets` and `getPet`.
+pub const PETSTORE_WITH_IDS: &str = r#"openapi: 3.0.3
+info:
+  title: Pets
+  version: "1.0"
+paths:
+  /pets:
+    get:
+      operationId: listPets
+      responses:
+        "200":
+          description: All pets
+          content:
+            application/json:
+              example:
+                - id: 1
+                  name: Rex
+  /pets/{petId}:
+    get:
+      operationId: getPet
+      parameters:
+        - name: petId
+          in: path
+          required: true
+          schema:
+            type: integer
+      responses:
+        "200":
+          description: One pet
+          content:
+            application/json:
+              example:
+                id: 1
+                name: Rex
+"#;
+
 /// Orders API with one route, in JSON.
 pub const ORDERS: &str = r#"{
   "openapi": "3.0.3",
@@ -87,6 +123,7 @@ pub fn record(org: &str, slug: &str, document: &str) -> DeploymentRecord {
         document: Arc::from(document),
         document_sha256: hex::encode(Sha256::digest(document.as_bytes())),
         config: serde_json::json!({}),
+        period_start: None,
     }
 }
 
@@ -187,8 +224,13 @@ impl FakeFeed {
 
     /// Waits up to 10 s for a report of `version` or later.
     pub async fn report_for(&self, version: u64) -> ApplyReport {
+        self.report_within(version, Duration::from_secs(10)).await
+    }
+
+    /// Waits up to `limit` for a report of `version` or later.
+    pub async fn report_within(&self, version: u64, limit: Duration) -> ApplyReport {
         let mut count = self.report_count.subscribe();
-        let found = tokio::time::timeout(Duration::from_secs(10), async {
+        let found = tokio::time::timeout(limit, async {
             loop {
                 if let Some(report) = self
                     .reports()
@@ -313,6 +355,24 @@ pub fn test_config() -> EdgeConfig {
     }
 }
 
+/// Keeps a load test apart from timing-sensitive tests in the same binary. Every test edge
+/// keeps a read guard while it runs. A load test takes the write guard, which waits for the
+/// running edges and makes new ones wait until the load test ends.
+static LOAD: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// A guard held for a test edge's whole life.
+pub type LoadGuard = Box<dyn std::any::Any + Send + Sync>;
+
+/// Waits until no load test runs, and keeps new ones from starting while the guard lives.
+pub async fn shared_load() -> LoadGuard {
+    Box::new(LOAD.read().await)
+}
+
+/// Waits until no other test edge runs, and keeps new ones from starting while the guard lives.
+pub async fn exclusive_load() -> LoadGuard {
+    Box::new(LOAD.write().await)
+}
+
 /// An edge that serves on loopback and follows a fake feed.
 pub struct TestEdge {
     pub edge: Edge,
@@ -320,6 +380,7 @@ pub struct TestEdge {
     pub addr: SocketAddr,
     handle: Option<EdgeHandle>,
     follow: tokio::task::JoinHandle<()>,
+    _load: LoadGuard,
 }
 
 impl TestEdge {
@@ -329,6 +390,17 @@ impl TestEdge {
     }
 
     pub async fn start_with(feed: Arc<FakeFeed>, config: EdgeConfig) -> TestEdge {
+        let load = shared_load().await;
+        Self::start_holding(feed, config, load).await
+    }
+
+    /// Starts an edge for a load test, which runs while no other test edge does.
+    pub async fn start_alone(feed: Arc<FakeFeed>) -> TestEdge {
+        let load = exclusive_load().await;
+        Self::start_holding(feed, test_config(), load).await
+    }
+
+    async fn start_holding(feed: Arc<FakeFeed>, config: EdgeConfig, load: LoadGuard) -> TestEdge {
         let edge = Edge::new(config);
         let handle = edge.start().expect("the edge failed to start");
         let addr = handle.local_addr();
@@ -341,6 +413,7 @@ impl TestEdge {
             addr,
             handle: Some(handle),
             follow,
+            _load: load,
         };
         test_edge.feed.report_for(test_edge.feed.version()).await;
         test_edge
@@ -393,6 +466,14 @@ impl TestEdge {
             .as_ref()
             .and_then(EdgeHandle::admin_addr)
             .expect("the test edge has no admin listener")
+    }
+
+    /// Returns the TLS listener's address; panics when the config set none.
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.handle
+            .as_ref()
+            .and_then(EdgeHandle::tls_addr)
+            .expect("the test edge has no TLS listener")
     }
 
     /// Takes the server handle, for tests that shut the server down themselves.

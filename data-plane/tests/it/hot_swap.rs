@@ -1,11 +1,4 @@
 //! Snapshot replacement under load: every response stays correct while the snapshot changes.
-//!
-//! This is its own test binary, so its load does not slow down the timing-sensitive tests in
-//! `tests/it` (cargo runs test binaries one after another).
-
-#[allow(dead_code)]
-#[path = "it/support.rs"]
-mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,7 +7,7 @@ use std::time::Duration;
 use mockforge_snapshot::DeploymentRecord;
 use serde_json::json;
 
-use support::{record, FakeFeed, TestEdge};
+use crate::support::{record, FakeFeed, TestEdge};
 
 const DEPLOYMENTS: usize = 1000;
 const ORGS: usize = 10;
@@ -51,7 +44,8 @@ fn records() -> Vec<DeploymentRecord> {
 async fn snapshot_swaps_under_load() {
     let mut records = records();
     let feed = FakeFeed::new(records.clone());
-    let edge = TestEdge::start(feed.clone()).await;
+    // The load would slow down timing-sensitive tests that run at the same time.
+    let edge = TestEdge::start_alone(feed.clone()).await;
     assert_eq!(edge.edge.snapshot().len(), DEPLOYMENTS);
 
     let stop = Arc::new(AtomicBool::new(false));
