@@ -1,7 +1,10 @@
 //! The request path without the HTTP server: tenant lookup, engine call and error mapping
 //! over plain `http` types.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::HeaderValue;
@@ -190,7 +193,8 @@ pub fn respond_deployment(
 }
 
 /// Calls the deployment's plugins and mock, or only the mock when the deployment of `snapshot`
-/// lists no plugins.
+/// lists no plugins. Blocks the calling thread while the plugins run, so the edge server awaits
+/// the plugins itself instead of calling this.
 pub fn respond_deployment_in(
     snapshot: &Snapshot,
     served: &ServedDeployment,
@@ -199,10 +203,45 @@ pub fn respond_deployment_in(
     body: &[u8],
 ) -> http::Response<Bytes> {
     match snapshot.plugin_chain(&served.id) {
-        Some(chain) => {
-            crate::plugins::respond_with_plugins(None, chain, served, base_domain, request, body)
-        }
+        Some(chain) => block_on(crate::plugins::respond_with_plugins(
+            None,
+            chain,
+            served,
+            base_domain,
+            request,
+            body,
+        )),
         None => respond_deployment(served, base_domain, request, body),
+    }
+}
+
+/// Runs `future` to completion on the calling thread, which parks while the future is pending.
+/// Plugin hooks return pending at every epoch tick. Outside a tokio runtime they wake themselves
+/// at once. Inside one, tokio defers the wake until the current task returns, which it cannot
+/// do while this thread blocks, so the thread also polls again after `REPOLL_INTERVAL`.
+fn block_on<F: Future>(future: F) -> F::Output {
+    const REPOLL_INTERVAL: Duration = Duration::from_micros(100);
+
+    struct ThreadWaker(std::thread::Thread);
+
+    impl Wake for ThreadWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::park_timeout(REPOLL_INTERVAL);
     }
 }
 

@@ -241,7 +241,7 @@ async fn build_chain(plugins: &EdgePlugins, spec: &serde_json::Value) -> Result<
 /// Builds the response to a request of a deployment with plugins: `on-request` hooks in order,
 /// the mock, then `on-response` hooks in order. A hook that returns a response ends the chain,
 /// so the mock and the later plugins do not run.
-pub(crate) fn respond_with_plugins(
+pub(crate) async fn respond_with_plugins(
     plugins: Option<&EdgePlugins>,
     chain: &PluginChain,
     served: &ServedDeployment,
@@ -261,23 +261,19 @@ pub(crate) fn respond_with_plugins(
 
     // One instance per plugin runs both hooks of this request and is dropped with it. A plugin
     // is instantiated only when its first hook runs, so a chain that a plugin ends early skips
-    // the instantiation of the later ones.
-    // TODO: the hooks run on the calling pingora worker thread, so a plugin that runs until its
-    // epoch deadline (10 ms by default) blocks that worker for that long. `spawn_blocking` costs
-    // more than the 20 µs per-request budget (see BENCHMARKS.md). Wasmtime's async calls with
-    // `epoch_deadline_async_yield_and_update` would yield the worker instead, but their cost
-    // per call is not measured.
+    // the instantiation of the later ones. The hook futures yield to the worker's executor at
+    // every epoch tick, so a plugin that runs until its deadline does not hold the worker.
     let mut instances = Vec::with_capacity(chain.plugins.len());
     for plugin in &chain.plugins {
-        let action = plugin
-            .attached
-            .instantiate()
-            .and_then(|mut instance| {
-                let action = instance.on_request(&current);
+        let action = match plugin.attached.instantiate().await {
+            Ok(mut instance) => {
+                let action = instance.on_request(&current).await;
                 instances.push(instance);
                 action
-            })
-            .map_err(|error| failure(plugins, served, plugin, "on-request", error));
+            }
+            Err(error) => Err(error),
+        };
+        let action = action.map_err(|error| failure(plugins, served, plugin, "on-request", error));
         match action {
             Ok(RequestAction::Continue) => {}
             Ok(RequestAction::Modify(modified)) => {
@@ -299,7 +295,7 @@ pub(crate) fn respond_with_plugins(
         Err(response) => return response,
     };
     for (plugin, instance) in chain.plugins.iter().zip(&mut instances) {
-        match instance.on_response(&current, &response) {
+        match instance.on_response(&current, &response).await {
             Ok(Some(replaced)) => response = replaced,
             Ok(None) => {}
             Err(error) => return failure(plugins, served, plugin, "on-response", error),

@@ -680,14 +680,17 @@ impl EdgeProxy {
         }
 
         let mut response = match snapshot.plugin_chain(&served.id) {
-            Some(chain) => crate::plugins::respond_with_plugins(
-                Some(&self.shared.plugins),
-                chain,
-                &served,
-                &config.base_domain,
-                session.req_header(),
-                &body,
-            ),
+            Some(chain) => {
+                crate::plugins::respond_with_plugins(
+                    Some(&self.shared.plugins),
+                    chain,
+                    &served,
+                    &config.base_domain,
+                    session.req_header(),
+                    &body,
+                )
+                .await
+            }
             None => handler::respond_deployment(
                 &served,
                 &config.base_domain,

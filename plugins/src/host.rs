@@ -7,7 +7,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use wasmtime::component::Component;
 use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder, Trap,
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreContextMut,
+    StoreLimitsBuilder, Trap, UpdateDeadline,
 };
 
 use crate::bindings::{Plugin, PluginPre};
@@ -59,6 +60,9 @@ impl PluginHost {
                 .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES);
         }
 
+        // Since wasmtime 48 the `async` feature replaces `Config::async_support`. The host calls
+        // only the `*_async` entry points, which run guest code on a fiber, so a call can yield
+        // its thread to the async executor at each epoch tick (see `yield_or_interrupt`).
         let mut wasm = Config::new();
         wasm.epoch_interruption(true)
             .wasm_component_model(true)
@@ -142,6 +146,26 @@ impl PluginHost {
     }
 }
 
+/// Runs at every epoch tick while the store runs guest code. It yields to the async executor and
+/// lets the call run one more tick, or interrupts the call once it has run for its deadline.
+/// The count covers the ticks in which the call ran, so time spent waiting for the executor
+/// after a yield does not count against the plugin.
+/// NOTE: a call resumes in the middle of a tick, and that partial tick counts as a whole one, so
+/// on a busy executor a call can get noticeably less than its timeout of guest time.
+///
+/// The yield is `tokio::task::yield_now`, which puts the task behind the runtime's I/O events.
+/// A task that only wakes itself (wasmtime's plain `Yield`) can run again before tokio polls its
+/// I/O driver, so sockets of other requests would wait. Outside a tokio runtime, `yield_now`
+/// wakes the task at once.
+fn yield_or_interrupt(mut store: StoreContextMut<'_, StoreState>) -> wasmtime::Result<UpdateDeadline> {
+    let state = store.data_mut();
+    state.remaining_ticks = state.remaining_ticks.saturating_sub(1);
+    if state.remaining_ticks == 0 {
+        return Err(Trap::Interrupt.into());
+    }
+    Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+}
+
 /// Number of epoch ticks that covers `timeout`, at least 1.
 fn deadline_ticks(timeout: Duration, tick: Duration) -> u64 {
     let tick = tick.as_nanos().max(1);
@@ -178,7 +202,7 @@ impl LoadedPlugin {
         }
     }
 
-    fn instantiate(&self, counters: &Arc<Counters>) -> Result<(Store<StoreState>, Plugin), PluginError> {
+    async fn instantiate(&self, counters: &Arc<Counters>) -> Result<(Store<StoreState>, Plugin), PluginError> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.memory_limit)
             .trap_on_grow_failure(true)
@@ -187,12 +211,13 @@ impl LoadedPlugin {
             limits: MemoryLimiter::new(limits),
             counters: counters.clone(),
             max_random_bytes: self.memory_limit as u64,
+            remaining_ticks: self.deadline_ticks,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(self.deadline_ticks);
-        store.epoch_deadline_trap();
-        match self.pre.instantiate(&mut store) {
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(yield_or_interrupt);
+        match self.pre.instantiate_async(&mut store).await {
             Ok(plugin) => Ok((store, plugin)),
             Err(error) => Err(self.call_error(error, &store)),
         }
@@ -227,8 +252,8 @@ impl AttachedPlugin {
 
     /// Instantiates the plugin for the hooks of one request. Use the instance for that request
     /// only and drop it afterwards, so no state reaches another request.
-    pub fn instantiate(&self) -> Result<PluginInstance<'_>, PluginError> {
-        let (store, instance) = self.plugin.instantiate(&self.counters)?;
+    pub async fn instantiate(&self) -> Result<PluginInstance<'_>, PluginError> {
+        let (store, instance) = self.plugin.instantiate(&self.counters).await?;
         Ok(PluginInstance {
             attached: self,
             store,
@@ -238,18 +263,19 @@ impl AttachedPlugin {
     }
 
     /// Runs `on-request` in a fresh instance.
-    pub fn on_request(&self, request: &Request) -> Result<RequestAction, PluginError> {
-        self.instantiate()?.on_request(request)
+    pub async fn on_request(&self, request: &Request) -> Result<RequestAction, PluginError> {
+        self.instantiate().await?.on_request(request).await
     }
 
     /// Runs `on-response` in a fresh instance. Returns the replacement response, if any.
-    pub fn on_response(&self, request: &Request, response: &Response) -> Result<Option<Response>, PluginError> {
-        self.instantiate()?.on_response(request, response)
+    pub async fn on_response(&self, request: &Request, response: &Response) -> Result<Option<Response>, PluginError> {
+        self.instantiate().await?.on_response(request, response).await
     }
 }
 
 /// One instance of an attached plugin that runs the hooks of one request. Each hook call gets
-/// its own epoch deadline, and the memory limit covers the instance as a whole.
+/// its own epoch deadline, and the memory limit covers the instance as a whole. The hook
+/// futures yield at every epoch tick, so a slow plugin shares its thread with other tasks.
 pub struct PluginInstance<'a> {
     attached: &'a AttachedPlugin,
     store: Store<StoreState>,
@@ -269,12 +295,13 @@ impl std::fmt::Debug for PluginInstance<'_> {
 
 impl PluginInstance<'_> {
     /// Runs `on-request`.
-    pub fn on_request(&mut self, request: &Request) -> Result<RequestAction, PluginError> {
+    pub async fn on_request(&mut self, request: &Request) -> Result<RequestAction, PluginError> {
         self.start_call()?;
         let config = &self.attached.config_json;
         let action = self
             .instance
             .call_on_request(&mut self.store, request, config)
+            .await
             .map_err(|error| self.attached.plugin.call_error(error, &self.store))?;
         self.failed = false;
         match &action {
@@ -286,12 +313,13 @@ impl PluginInstance<'_> {
     }
 
     /// Runs `on-response`. Returns the replacement response, if any.
-    pub fn on_response(&mut self, request: &Request, response: &Response) -> Result<Option<Response>, PluginError> {
+    pub async fn on_response(&mut self, request: &Request, response: &Response) -> Result<Option<Response>, PluginError> {
         self.start_call()?;
         let config = &self.attached.config_json;
         let replaced = self
             .instance
             .call_on_response(&mut self.store, request, response, config)
+            .await
             .map_err(|error| self.attached.plugin.call_error(error, &self.store))?;
         self.failed = false;
         if let Some(response) = &replaced {
@@ -309,7 +337,8 @@ impl PluginInstance<'_> {
             ));
         }
         self.failed = true;
-        self.store.set_epoch_deadline(self.attached.plugin.deadline_ticks);
+        self.store.data_mut().remaining_ticks = self.attached.plugin.deadline_ticks;
+        self.store.set_epoch_deadline(1);
         Ok(())
     }
 }

@@ -5,7 +5,8 @@
 //! once (or reads the compiled artifact from the disk cache) and pre-instantiates it, so a
 //! request costs a new `Store`, one instantiation from the pooling allocator and its hook calls.
 //! [`AttachedPlugin::instantiate`] creates the instance that runs every hook of one request, in
-//! its own store with a memory limit, and each hook call gets its own epoch deadline. A trap, a
+//! its own store with a memory limit, and each hook call gets its own epoch deadline. Hook calls
+//! are futures that yield to the async executor at every epoch tick. A trap, a
 //! timeout, an exhausted memory or a malformed result is an error value for that request only.
 //!
 //! Plugins get no filesystem, network or environment. The host implements the WASI random and
@@ -26,6 +27,7 @@ mod bindings {
         path: "wit",
         world: "plugin",
         imports: { default: trappable },
+        exports: { default: async },
     });
 }
 
@@ -36,7 +38,8 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(10);
 /// Default maximum linear memory of one plugin instance: 16 MiB.
 pub const DEFAULT_MEMORY_LIMIT: usize = 16 * 1024 * 1024;
 /// Default interval of the epoch ticker thread: 1 ms. A call's deadline is a whole number of
-/// ticks, so a call may run up to one tick longer than its timeout.
+/// ticks in which it ran. A call starts and resumes after a yield in the middle of a tick, so it
+/// may run for less than its timeout, by up to one tick per yield.
 pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Default number of plugin instances that can be alive at once on one host.
 pub const DEFAULT_MAX_INSTANCES: u32 = 128;

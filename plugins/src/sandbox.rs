@@ -26,6 +26,8 @@ pub(crate) struct StoreState {
     pub(crate) counters: Arc<Counters>,
     /// Largest buffer the random functions return, equal to the memory limit.
     pub(crate) max_random_bytes: u64,
+    /// Epoch ticks the current call may still run before it is interrupted.
+    pub(crate) remaining_ticks: u64,
 }
 
 /// The store's [`StoreLimits`], which also records whether a memory growth was denied, so a

@@ -40,57 +40,59 @@ fn response(body: &str) -> Response {
     }
 }
 
-#[test]
-fn add_header_adds_configured_header() {
+#[tokio::test]
+async fn add_header_adds_configured_header() {
     let host = host();
     let plugin = load(&host, "add-header").attach(r#"{"name": "X-Plugin", "value": "yes"}"#.to_owned());
-    assert!(matches!(plugin.on_request(&request(&[])).unwrap(), RequestAction::Continue));
-    let replaced = plugin.on_response(&request(&[]), &response("{}")).unwrap().expect("a new response");
+    assert!(matches!(plugin.on_request(&request(&[])).await.unwrap(), RequestAction::Continue));
+    let replaced = plugin.on_response(&request(&[]), &response("{}")).await.unwrap().expect("a new response");
     assert!(replaced.headers.iter().any(|header| header.name == "x-plugin" && header.value == "yes"));
 }
 
-#[test]
-fn require_api_key_checks_header() {
+#[tokio::test]
+async fn require_api_key_checks_header() {
     let host = host();
     let plugin = load(&host, "require-api-key").attach(r#"{"keys": ["secret"]}"#.to_owned());
-    match plugin.on_request(&request(&[])).unwrap() {
+    match plugin.on_request(&request(&[])).await.unwrap() {
         RequestAction::Respond(response) => assert_eq!(response.status, 401),
         _ => panic!("a request without a key must get a response"),
     }
     assert!(matches!(
-        plugin.on_request(&request(&[("x-api-key", "secret")])).unwrap(),
+        plugin.on_request(&request(&[("x-api-key", "secret")])).await.unwrap(),
         RequestAction::Continue
     ));
 }
 
-#[test]
-fn rewrite_json_field_sets_value() {
+#[tokio::test]
+async fn rewrite_json_field_sets_value() {
     let host = host();
     let plugin = load(&host, "rewrite-json-field").attach(r#"{"pointer": "/name", "value": "Rex"}"#.to_owned());
-    let replaced = plugin.on_response(&request(&[]), &response(r#"{"name": "Tom", "id": 1}"#)).unwrap().unwrap();
+    let replaced = plugin.on_response(&request(&[]), &response(r#"{"name": "Tom", "id": 1}"#)).await.unwrap().unwrap();
     let body: serde_json::Value = serde_json::from_slice(&replaced.body).unwrap();
     assert_eq!(body, serde_json::json!({"name": "Rex", "id": 1}));
 }
 
-#[test]
-fn every_nth_counts_per_attachment() {
+#[tokio::test]
+async fn every_nth_counts_per_attachment() {
     let host = host();
     let loaded = load(&host, "every-nth-429");
     let plugin = loaded.attach(r#"{"every": 3}"#.to_owned());
-    let statuses: Vec<Option<u16>> = (0..6)
-        .map(|_| match plugin.on_request(&request(&[])).unwrap() {
+    let mut statuses: Vec<Option<u16>> = Vec::new();
+    for _ in 0..6 {
+        let status = match plugin.on_request(&request(&[])).await.unwrap() {
             RequestAction::Respond(response) => Some(response.status),
             _ => None,
-        })
-        .collect();
+        };
+        statuses.push(status);
+    }
     assert_eq!(statuses, [None, None, Some(429), None, None, Some(429)]);
 
     let other = loaded.attach(r#"{"every": 3}"#.to_owned());
-    assert!(matches!(other.on_request(&request(&[])).unwrap(), RequestAction::Continue));
+    assert!(matches!(other.on_request(&request(&[])).await.unwrap(), RequestAction::Continue));
 }
 
-#[test]
-fn hostile_plugins_fail_alone() {
+#[tokio::test]
+async fn hostile_plugins_fail_alone() {
     let host = host();
     let cases: [(&str, fn(&PluginError) -> bool); 5] = [
         ("hostile-loop", |error| matches!(error, PluginError::Timeout { .. })),
@@ -103,11 +105,11 @@ fn hostile_plugins_fail_alone() {
     for (name, expected) in cases {
         let plugin = load(&host, name).attach("null".to_owned());
         let started = Instant::now();
-        let error = plugin.on_request(&request(&[])).expect_err(name);
+        let error = plugin.on_request(&request(&[])).await.expect_err(name);
         let elapsed = started.elapsed();
         assert!(expected(&error), "{name} failed with {error:?}");
         assert!(elapsed < Duration::from_secs(1), "{name} took {elapsed:?}");
-        assert!(matches!(good.on_request(&request(&[])), Ok(RequestAction::Continue)), "after {name}");
+        assert!(matches!(good.on_request(&request(&[])).await, Ok(RequestAction::Continue)), "after {name}");
     }
 }
 
@@ -133,8 +135,8 @@ fn load_rejects_wrong_checksum() {
     assert!(matches!(host.load(&wrong, &wasm), Err(PluginError::Invalid(_))));
 }
 
-#[test]
-fn disk_cache_is_reused() {
+#[tokio::test]
+async fn disk_cache_is_reused() {
     let dir = std::env::temp_dir().join(format!("mockforge-plugin-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let config = PluginHostConfig { cache_dir: Some(dir.clone()), ..PluginHostConfig::default() };
@@ -151,30 +153,53 @@ fn disk_cache_is_reused() {
 
     let second = PluginHost::new(config).unwrap();
     let plugin = second.load(&sum, &wasm).unwrap().attach("{}".to_owned());
-    assert!(plugin.on_response(&request(&[]), &response("{}")).unwrap().is_some());
+    assert!(plugin.on_response(&request(&[]), &response("{}")).await.unwrap().is_some());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn instance_runs_both_hooks() {
+#[tokio::test]
+async fn instance_runs_both_hooks() {
     let host = host();
     let plugin = load(&host, "add-header").attach(r#"{"name": "x-plugin", "value": "once"}"#.to_owned());
-    let mut instance = plugin.instantiate().unwrap();
-    assert!(matches!(instance.on_request(&request(&[])).unwrap(), RequestAction::Continue));
-    let replaced = instance.on_response(&request(&[]), &response("{}")).unwrap().expect("a new response");
+    let mut instance = plugin.instantiate().await.unwrap();
+    assert!(matches!(instance.on_request(&request(&[])).await.unwrap(), RequestAction::Continue));
+    let replaced = instance.on_response(&request(&[]), &response("{}")).await.unwrap().expect("a new response");
     let added: Vec<&Header> = replaced.headers.iter().filter(|header| header.name == "x-plugin").collect();
     assert_eq!(added.len(), 1, "{:?}", replaced.headers);
     assert_eq!(added[0].value, "once");
 }
 
-#[test]
-fn failed_instance_rejects_next_hook() {
+#[tokio::test]
+async fn failed_instance_rejects_next_hook() {
     let host = host();
     let plugin = load(&host, "hostile-trap").attach("null".to_owned());
-    let mut instance = plugin.instantiate().unwrap();
-    let error = instance.on_request(&request(&[])).unwrap_err();
+    let mut instance = plugin.instantiate().await.unwrap();
+    let error = instance.on_request(&request(&[])).await.unwrap_err();
     assert!(matches!(error, PluginError::Trap(_)), "{error:?}");
-    let error = instance.on_response(&request(&[]), &response("{}")).unwrap_err();
+    let error = instance.on_response(&request(&[]), &response("{}")).await.unwrap_err();
     assert!(matches!(error, PluginError::Host(_)), "{error:?}");
     assert!(error.to_string().contains("earlier hook call"), "{error}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn hostile_loop_yields_to_executor() {
+    let host = host();
+    let plugin = load(&host, "hostile-loop").attach("null".to_owned());
+    let polls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let other_task = tokio::spawn({
+        let polls = polls.clone();
+        async move {
+            loop {
+                polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+
+    let error = plugin.on_request(&request(&[])).await.unwrap_err();
+    other_task.abort();
+
+    assert!(matches!(error, PluginError::Timeout { timeout_ms: 10 }), "{error:?}");
+    let polls = polls.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(polls > 0, "another task on the same thread never ran while the plugin looped");
 }

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mockforge_edge::Edge;
+use mockforge_edge::plugins::PluginChain;
+use mockforge_edge::{Edge, EdgeConfig};
 use mockforge_plugins::examples::plugin_file;
 use mockforge_plugins::PluginHostConfig;
 use mockforge_snapshot::{
@@ -64,9 +65,13 @@ struct PluginEdge {
 
 impl PluginEdge {
     async fn start(source: FakeSource, records: Vec<DeploymentRecord>) -> PluginEdge {
+        PluginEdge::start_with(test_config(), source, records).await
+    }
+
+    async fn start_with(config: EdgeConfig, source: FakeSource, records: Vec<DeploymentRecord>) -> PluginEdge {
         let load = shared_load().await;
         let feed = FakeFeed::new(records);
-        let edge = Edge::new(test_config());
+        let edge = Edge::new(config);
         edge.enable_plugins(Arc::new(source), PluginHostConfig::default());
         let handle = edge.start().expect("the edge failed to start");
         let follower = edge.clone();
@@ -181,6 +186,140 @@ async fn hostile_plugins_fail_alone() {
     assert!(metrics.contains("mockforge_edge_plugin_failures_total{kind=\"out_of_memory\"} 1"), "{metrics}");
     assert!(metrics.contains("mockforge_edge_plugin_failures_total{kind=\"invalid_result\"} 1"), "{metrics}");
     edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn looping_plugin_yields_worker() {
+    const LOOPING_REQUESTS: usize = 8;
+    let mut source = FakeSource::default();
+    let looping = source.add("hostile-loop");
+    let records = vec![
+        with_plugin("acme", "looping", PETSTORE, "hostile-loop", &looping, json!(null)),
+        record("globex", "orders", ORDERS),
+    ];
+    let config = EdgeConfig {
+        threads: 1,
+        ..test_config()
+    };
+    let edge = PluginEdge::start_with(config, source, records).await;
+    let client = edge.client();
+    // Concurrent requests open one connection each, so the looping requests below reuse open
+    // connections and reach the edge together.
+    let warm_up = (0..=LOOPING_REQUESTS).map(|_| client.get(edge.url("globex.localhost", "/orders/orders")).send());
+    let mut bodies = Vec::new();
+    for response in futures_util::future::join_all(warm_up).await {
+        bodies.push(json_body(response.unwrap()).await);
+    }
+    let expected_orders = bodies.pop().unwrap();
+    assert_ne!(expected_orders, serde_json::Value::Null);
+
+    let started = Instant::now();
+    let looping_requests: Vec<_> = (0..LOOPING_REQUESTS)
+        .map(|_| {
+            let request = client.get(edge.url("acme.localhost", "/looping/pets")).send();
+            tokio::spawn(async move {
+                let response = request.await.unwrap();
+                let finished = Instant::now();
+                (response.status(), json_body(response).await, finished)
+            })
+        })
+        .collect();
+    // The looping requests share the only worker thread and each runs for its 10 ms deadline,
+    // so they are still running after this pause.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let other_started = Instant::now();
+    let response = client.get(edge.url("globex.localhost", "/orders/orders")).send().await.unwrap();
+    let other_status = response.status();
+    let other_body = json_body(response).await;
+    let other_finished = Instant::now();
+
+    let mut looping_finished = Vec::new();
+    for request in looping_requests {
+        let (status, body, finished) = request.await.unwrap();
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+        assert_eq!(body["code"], "PLUGIN_FAILED", "{body}");
+        assert_eq!(body["details"]["plugin"], "hostile-loop", "{body}");
+        assert_eq!(body["details"]["reason"], "the plugin timed out after 10 ms", "{body}");
+        looping_finished.push(finished);
+    }
+    assert_eq!(other_status, StatusCode::OK, "{other_body}");
+    assert_eq!(other_body, expected_orders);
+
+    // A worker that ran each looping hook to its deadline in one go would finish the first
+    // looping request before it reads the other deployment's request.
+    let first_looping = looping_finished.iter().min().copied().unwrap();
+    let looping_latency = first_looping - started;
+    let other_latency = other_finished - other_started;
+    assert!(
+        other_finished < first_looping,
+        "the other deployment's request finished {:?} after the first looping request",
+        other_finished - first_looping
+    );
+    assert!(
+        other_latency < looping_latency,
+        "the other deployment's request took {other_latency:?}, the fastest looping request {looping_latency:?}"
+    );
+    let metrics = edge.edge.metrics_text();
+    let expected_metric = format!("mockforge_edge_plugin_failures_total{{kind=\"timeout\"}} {LOOPING_REQUESTS}");
+    assert!(metrics.contains(&expected_metric), "{metrics}");
+    edge.shutdown().await;
+}
+
+/// Builds a snapshot with one petstore deployment, `acme/looping`, that runs `hostile-loop`.
+fn looping_snapshot() -> mockforge_edge::Snapshot {
+    let mock = mockforge_engine::compile(PETSTORE, mockforge_engine::MockOptions::default())
+        .unwrap_or_else(|error| panic!("the petstore document does not compile: {error:?}"))
+        .mock;
+    let record = record("acme", "looping", PETSTORE);
+    let served = Arc::new(mockforge_edge::ServedDeployment {
+        id: record.id,
+        org_id: record.org_id,
+        org_slug: record.org_slug,
+        slug: record.slug,
+        plan: record.plan,
+        document_sha256: record.document_sha256,
+        config: record.config,
+        mock: Arc::new(mock),
+        limits: mockforge_snapshot::PlanLimits::default(),
+        period_start: record.period_start,
+        chaos: None,
+        proxy: None,
+    });
+    let host = mockforge_plugins::PluginHost::new(PluginHostConfig::default()).expect("the plugin host starts");
+    let wasm = plugin_file("hostile-loop");
+    let loaded = host.load(&mockforge_plugins::checksum(&wasm), &wasm).expect("hostile-loop loads");
+    let attached = loaded.attach("null".to_owned());
+    let chain = PluginChain::from_attached([("hostile-loop".to_owned(), "1.0.0".to_owned(), attached)]);
+    mockforge_edge::Snapshot::new(1, [served.clone()]).with_plugins(HashMap::from([(served.id, Arc::new(chain))]))
+}
+
+#[test]
+fn blocking_handle_inside_runtime() {
+    let snapshot = looping_snapshot();
+    let request = http::Request::builder()
+        .uri("/looping/pets")
+        .header(http::header::HOST, "acme.localhost")
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0;
+
+    // `handle` blocks the runtime's only thread while the plugin yields at every epoch tick.
+    // The runtime runs on its own thread, so a hang fails the test instead of stalling it.
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let response = runtime.block_on(async { mockforge_edge::handle(&snapshot, "localhost", &request, b"") });
+        let _ = sender.send(response);
+    });
+    let response = receiver
+        .recv_timeout(Duration::from_secs(10))
+        .expect("handle did not return inside a tokio task");
+
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(body["code"], "PLUGIN_FAILED", "{body}");
+    assert_eq!(body["details"]["reason"], "the plugin timed out after 10 ms", "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
