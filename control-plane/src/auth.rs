@@ -241,6 +241,7 @@ fn requested_org(parts: &Parts) -> Result<Option<Uuid>, ApiError> {
     Uuid::parse_str(text).map(Some).map_err(|_| ApiError::InvalidParameter {
         parameter: "X-Organization-Id header",
         message: format!("{text:?} is not a UUID"),
+        value: None,
     })
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::artifacts::ArtifactStore;
+use crate::marketplace::FileStorage;
 use crate::snapshot::Feed;
 use crate::store::SharedStore;
 
@@ -16,7 +17,12 @@ pub const DELETION_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Deletes every account whose deletion is due, each in its own transaction, and returns how
 /// many were deleted. A failed account is logged and retried on the next run.
-pub async fn run_due_deletions(store: &SharedStore, feed: &Feed, artifacts: &ArtifactStore) -> anyhow::Result<usize> {
+pub async fn run_due_deletions(
+    store: &SharedStore,
+    feed: &Feed,
+    artifacts: &ArtifactStore,
+    files: &dyn FileStorage,
+) -> anyhow::Result<usize> {
     let due = store.deletion().due_deletions(crate::store::now()).await?;
     let mut deleted = 0;
     for user_id in due {
@@ -38,10 +44,24 @@ pub async fn run_due_deletions(store: &SharedStore, feed: &Feed, artifacts: &Art
                 tracing::error!(%user_id, %sha256, %error, "failed to delete a stored document");
             }
         }
+        // The same bytes can be published by another organization, so only files no remaining
+        // package version refers to are removed.
+        // NOTE: a publish of the same bytes between this check and the delete loses its file.
+        for (kind, sha256) in &purge.package_files {
+            let removed = match store.deletion().package_file_in_use(kind, sha256).await {
+                Ok(true) => Ok(()),
+                Ok(false) => files.delete(kind, sha256).await,
+                Err(error) => Err(error.into()),
+            };
+            if let Err(error) = removed {
+                tracing::error!(%user_id, %kind, %sha256, %error, "failed to delete a marketplace file");
+            }
+        }
         tracing::info!(
             %user_id,
             version = ?purge.version,
             documents = purge.documents.len(),
+            package_files = purge.package_files.len(),
             anonymised_audit_entries = purge.anonymised_audit_entries,
             "deleted an account after its grace period"
         );
@@ -55,6 +75,7 @@ pub(crate) async fn run_periodically(
     store: SharedStore,
     feed: Arc<Feed>,
     artifacts: Arc<ArtifactStore>,
+    files: Arc<dyn FileStorage>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + DELETION_INTERVAL, DELETION_INTERVAL);
@@ -62,7 +83,7 @@ pub(crate) async fn run_periodically(
     loop {
         tokio::select! {
             _ = interval.tick() => {
-                if let Err(error) = run_due_deletions(&store, &feed, &artifacts).await {
+                if let Err(error) = run_due_deletions(&store, &feed, &artifacts, files.as_ref()).await {
                     tracing::error!(error = format!("{error:#}"), "the account deletion job failed; retrying in a minute");
                 }
             }

@@ -9,14 +9,16 @@ use serde_json::{json, Value};
 /// expected, so the response shows the caller what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// `value` is left out for secrets, and `expected` describes the accepted form.
     #[error("invalid {field}: {message}")]
-    Validation { field: &'static str, message: String, value: Option<Value> },
+    Validation { field: &'static str, message: String, value: Option<Value>, expected: Option<&'static str> },
 
     #[error("invalid JSON body: {0}")]
     InvalidJson(String),
 
+    /// `value` is the rejected text, when the parameter is not a secret.
     #[error("invalid {parameter}: {message}")]
-    InvalidParameter { parameter: &'static str, message: String },
+    InvalidParameter { parameter: &'static str, message: String, value: Option<String> },
 
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: u64 },
@@ -25,10 +27,10 @@ pub enum ApiError {
     #[error("invalid request: {message}")]
     Rejected { status: StatusCode, message: String },
 
-    #[error("the OpenAPI document is invalid: {} problem(s)", problems.len())]
+    #[error("the OpenAPI document is invalid: {}", summarize_problems(problems))]
     InvalidDocument { problems: Vec<mockforge_engine::Diagnostic> },
 
-    #[error("invalid config_json: {} problem(s)", problems.len())]
+    #[error("invalid config_json: {}", summarize_problems(problems))]
     InvalidConfig { problems: Vec<mockforge_engine::Diagnostic> },
 
     #[error("failed to fetch {url}: {reason}")]
@@ -81,9 +83,32 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
+/// Formats the first problem as `pointer: message`, followed by "and N more" when there are
+/// several, so the top-level message names a real problem.
+fn summarize_problems(problems: &[mockforge_engine::Diagnostic]) -> String {
+    let Some(first) = problems.first() else { return "no problems were reported".to_owned() };
+    let mut summary = if first.pointer.is_empty() {
+        first.message.clone()
+    } else {
+        format!("{}: {}", first.pointer, first.message)
+    };
+    if problems.len() > 1 {
+        summary.push_str(&format!(" (and {} more)", problems.len() - 1));
+    }
+    summary
+}
+
 impl ApiError {
     pub fn validation(field: &'static str, message: impl Into<String>, value: impl Into<Option<Value>>) -> Self {
-        ApiError::Validation { field, message: message.into(), value: value.into() }
+        ApiError::Validation { field, message: message.into(), value: value.into(), expected: None }
+    }
+
+    /// Adds the accepted form to the details of a validation error. Other variants are returned unchanged.
+    pub fn expecting(mut self, form: &'static str) -> Self {
+        if let ApiError::Validation { expected, .. } = &mut self {
+            *expected = Some(form);
+        }
+        self
     }
 
     pub fn not_found(resource: &'static str, id: impl ToString) -> Self {
@@ -144,11 +169,20 @@ impl ApiError {
 
     fn details(&self) -> Value {
         match self {
-            ApiError::Validation { field, value, .. } => match value {
-                Some(value) => json!({ "field": field, "value": value }),
-                None => json!({ "field": field }),
-            },
-            ApiError::InvalidParameter { parameter, .. } => json!({ "parameter": parameter }),
+            ApiError::Validation { field, value, expected, .. } => {
+                let mut details = json!({ "field": field });
+                if let Some(value) = value {
+                    details["value"] = value.clone();
+                }
+                if let Some(expected) = expected {
+                    details["expected"] = Value::from(*expected);
+                }
+                details
+            }
+            ApiError::InvalidParameter { parameter, value: Some(value), .. } => {
+                json!({ "parameter": parameter, "value": value })
+            }
+            ApiError::InvalidParameter { parameter, value: None, .. } => json!({ "parameter": parameter }),
             ApiError::PayloadTooLarge { limit } | ApiError::DocumentTooLarge { limit } => json!({ "max_bytes": limit }),
             ApiError::InvalidDocument { problems } | ApiError::InvalidConfig { problems } => {
                 json!({ "problems": problems })

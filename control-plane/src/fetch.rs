@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use serde_json::Value;
 use reqwest::redirect;
 use reqwest::Url;
 
@@ -92,6 +93,24 @@ struct TooManyRedirects;
 #[derive(Debug, thiserror::Error)]
 #[error("redirect to unsupported scheme {0:?}; only http and https are fetched")]
 struct UnsupportedScheme(String);
+
+/// Parses `openapi_spec_url` and checks that its scheme is http or https. The create handler
+/// calls this before any other check, so a bad URL is reported even when the fetch never runs.
+pub fn parse_document_url(raw_url: &str) -> Result<Url, ApiError> {
+    let url = Url::parse(raw_url).map_err(|error| {
+        ApiError::validation("openapi_spec_url", format!("is not a valid URL: {error}"), Value::from(raw_url))
+            .expecting("an http:// or https:// URL")
+    })?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(ApiError::validation(
+            "openapi_spec_url",
+            format!("unsupported scheme {:?}; use http or https", url.scheme()),
+            Value::from(raw_url),
+        )
+        .expecting("an http:// or https:// URL"));
+    }
+    Ok(url)
+}
 
 /// DNS resolver that removes reserved addresses from every answer.
 struct PublicOnlyResolver;
@@ -186,15 +205,7 @@ impl Fetcher {
 
     /// Fetches a document, counting its size while streaming.
     pub async fn fetch(&self, raw_url: &str) -> Result<String, ApiError> {
-        let url = Url::parse(raw_url)
-            .map_err(|error| ApiError::validation("openapi_spec_url", format!("{raw_url:?} is not a valid URL: {error}"), None))?;
-        if url.scheme() != "http" && url.scheme() != "https" {
-            return Err(ApiError::validation(
-                "openapi_spec_url",
-                format!("unsupported scheme {:?}; use http or https", url.scheme()),
-                None,
-            ));
-        }
+        let url = parse_document_url(raw_url)?;
         if !self.allow_private_networks {
             check_literal(&url).map_err(|blocked| blocked_error(raw_url, &blocked))?;
         }

@@ -97,11 +97,17 @@ impl ControlPlane {
         tokio::spawn(nodes::sweep_health_periodically(store.clone(), stop_receiver.clone()));
         version_sync::spawn(feed.clone(), config.redis_url.clone(), stop_receiver.clone());
         // Deletions that fell due while the control plane was stopped run before it serves.
-        let deleted = deletion::run_due_deletions(&store, &feed, &artifacts).await.context("the account deletion job failed")?;
+        let deleted = deletion::run_due_deletions(&store, &feed, &artifacts, file_storage.as_ref()).await.context("the account deletion job failed")?;
         if deleted > 0 {
             tracing::info!(deleted, "deleted accounts whose grace period had passed");
         }
-        tokio::spawn(deletion::run_periodically(store.clone(), feed.clone(), artifacts.clone(), stop_receiver.clone()));
+        tokio::spawn(deletion::run_periodically(
+            store.clone(),
+            feed.clone(),
+            artifacts.clone(),
+            file_storage.clone(),
+            stop_receiver.clone(),
+        ));
         let flush_task = tokio::spawn(flush_token_usage_periodically(store.clone(), token_usage.clone(), stop_receiver));
 
         tracing::info!(?backend, data_dir = %config.data_dir.display(), redis = redis.is_some(), version, "control plane started");

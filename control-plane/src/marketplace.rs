@@ -38,6 +38,8 @@ pub trait FileStorage: Send + Sync + 'static {
     async fn put(&self, kind: &str, bytes: &[u8]) -> anyhow::Result<String>;
     /// Returns the file, or `None` when there is none.
     async fn get(&self, kind: &str, sha256: &str) -> anyhow::Result<Option<Vec<u8>>>;
+    /// Deletes the file. A missing file is not an error.
+    async fn delete(&self, kind: &str, sha256: &str) -> anyhow::Result<()>;
 }
 
 /// Files under `{data_dir}/artifacts/{kind}s/{sha256}.{wasm|tar.gz}`.
@@ -113,6 +115,19 @@ impl FileStorage for LocalStorage {
             Ok(bytes) => Ok(Some(bytes)),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(error).with_context(|| format!("failed to read {}", path.display())),
+        }
+    }
+
+    async fn delete(&self, kind: &str, sha256: &str) -> anyhow::Result<()> {
+        if !is_hex_sha256(sha256) {
+            return Ok(());
+        }
+        let path = self.path(kind, sha256);
+        match tokio::fs::remove_file(&path).await {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                Err(error).with_context(|| format!("failed to delete {}", path.display()))
+            }
+            _ => Ok(()),
         }
     }
 }

@@ -128,4 +128,15 @@ impl FileStorage for S3Storage {
         let bytes = result.bytes().await.with_context(|| format!("failed to read S3 object {key}"))?;
         Ok(Some(bytes.to_vec()))
     }
+
+    async fn delete(&self, kind: &str, sha256: &str) -> anyhow::Result<()> {
+        if !is_hex_sha256(sha256) {
+            return Ok(());
+        }
+        let key = self.key(kind, sha256);
+        match self.store.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error).with_context(|| format!("failed to delete S3 object {key}")),
+        }
+    }
 }

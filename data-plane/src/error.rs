@@ -14,7 +14,10 @@ use serde_json::{json, Value};
 pub enum EdgeError {
     /// The request names no organization: its host is not `{org}.{base domain}` and its path
     /// is not in the `/_m/{org}/{deployment}` form.
-    #[error("no organization in host {host:?}; use {{org}}.{base_domain} or /_m/{{org}}/{{deployment}}/")]
+    #[error(
+        "no organization in {}; use {{org}}.{base_domain} or /_m/{{org}}/{{deployment}}/",
+        describe_host(.host.as_deref())
+    )]
     NoTenant {
         host: Option<String>,
         base_domain: String,
@@ -82,6 +85,14 @@ pub enum EdgeError {
     /// secrets.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Names the host of a request without an organization for [`EdgeError::NoTenant`].
+fn describe_host(host: Option<&str>) -> String {
+    match host {
+        Some(host) => format!("host {host}"),
+        None => "the request, which has no Host header".to_owned(),
+    }
 }
 
 /// Error codes of the error format.
@@ -347,6 +358,39 @@ mod tests {
         assert_eq!(body["details"]["limit"], 60);
         assert_eq!(body["details"]["window"], "minute");
         assert_eq!(body["details"]["retry_after_seconds"], 7);
+    }
+
+    #[test]
+    fn no_tenant_message_shows_host_plainly() {
+        let error = EdgeError::NoTenant {
+            host: Some("127.0.0.1:18381".into()),
+            base_domain: "localhost".into(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "no organization in host 127.0.0.1:18381; use {org}.localhost or /_m/{org}/{deployment}/"
+        );
+        let body = body_json(&error_response(&error));
+        assert_eq!(body["code"], "NOT_FOUND");
+        assert_eq!(body["details"]["host"], "127.0.0.1:18381");
+        assert_eq!(body["details"]["base_domain"], "localhost");
+    }
+
+    #[test]
+    fn no_tenant_message_without_host() {
+        let error = EdgeError::NoTenant {
+            host: None,
+            base_domain: "localhost".into(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "no organization in the request, which has no Host header; \
+             use {org}.localhost or /_m/{org}/{deployment}/"
+        );
+        assert_eq!(
+            body_json(&error_response(&error))["details"]["host"],
+            Value::Null
+        );
     }
 
     #[test]

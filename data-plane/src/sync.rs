@@ -328,7 +328,14 @@ async fn apply_delta(shared: &Shared, state: &mut SyncState, delta: SnapshotDelt
         crate::plugins::attach_all(&shared.plugins, &current, &mut served, &mut outcomes).await;
     let snapshot = Snapshot::new(version, served.into_values()).with_plugins(plugin_chains);
     let deployments = snapshot.len();
-    shared.snapshot.store(Arc::new(snapshot));
+    let snapshot = Arc::new(snapshot);
+    shared.snapshot.store(snapshot.clone());
+    for left in current
+        .deployments()
+        .filter(|old| !serves_same_labels(&snapshot, old))
+    {
+        shared.telemetry.remove_deployment_series(left);
+    }
     shared
         .telemetry
         .metrics
@@ -349,6 +356,14 @@ async fn apply_delta(shared: &Shared, state: &mut SyncState, delta: SnapshotDelt
         version,
         outcomes,
     }
+}
+
+/// Returns true when `snapshot` still serves `old` under the same organization and deployment
+/// slugs, which are the labels of its Prometheus series.
+fn serves_same_labels(snapshot: &Snapshot, old: &ServedDeployment) -> bool {
+    snapshot
+        .get(&old.id)
+        .is_some_and(|new| new.org_slug == old.org_slug && new.slug == old.slug)
 }
 
 /// Returns true when `record` would compile to the mock `existing` already holds.
@@ -456,6 +471,8 @@ fn edge_settings(config: &serde_json::Value) -> Result<EdgeSettings, String> {
 /// Compiles one record. A panic in the engine becomes a failure, so one bad document cannot
 /// stop the sync loop.
 fn compile_record(record: &DeploymentRecord) -> CompileResult {
+    // TODO: unknown top-level keys of `config_json`, such as a misspelt `chaos`, are silently
+    // ignored here and by the control plane, so a typo turns a setting off without an error.
     let options = mock_options(&record.config)?;
     let mut settings = edge_settings(&record.config)?;
     let document = record.document.clone();

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use dashmap::DashMap;
 use mockforge_snapshot::{DeploymentUsage, RequestLog, TelemetryBatch, LATENCY_BUCKETS_MS};
 use parking_lot::Mutex;
@@ -61,7 +62,9 @@ struct DeploymentStats {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     logs: Mutex<VecDeque<RequestLog>>,
-    metrics: DeploymentMetrics,
+    /// `None` until the first request and again after the deployment left the snapshot, so a
+    /// request recreates the series that [`Telemetry::remove_deployment_series`] removed.
+    metrics: ArcSwapOption<DeploymentMetrics>,
 }
 
 /// Prometheus series of one deployment, created on its first request.
@@ -269,7 +272,7 @@ impl Telemetry {
             logs.push_back(log);
         }
 
-        let metrics = &stats.metrics;
+        let metrics = self.deployment_metrics(&stats, served);
         let class = status_class_index(finished.status);
         metrics.by_class[class]
             .get_or_init(|| {
@@ -305,6 +308,58 @@ impl Telemetry {
             .inc();
     }
 
+    /// Removes the Prometheus series of a deployment that left the snapshot, so `/metrics`
+    /// stops listing it and a later deployment with the same slugs starts from zero.
+    ///
+    /// A request that was already running when the snapshot changed recreates the series when
+    /// it finishes.
+    pub(crate) fn remove_deployment_series(&self, left: &ServedDeployment) {
+        let org = left.org_slug.as_str();
+        let deployment = left.slug.as_str();
+        let metrics = &self.metrics;
+        // `remove_label_values` fails for series that were never created, which is expected.
+        for class in STATUS_CLASSES {
+            let _ = metrics
+                .requests
+                .remove_label_values(&[org, deployment, class]);
+        }
+        let _ = metrics.duration.remove_label_values(&[org, deployment]);
+        let _ = metrics.errors.remove_label_values(&[org, deployment]);
+        for window in RATE_LIMIT_WINDOWS {
+            let _ = metrics
+                .rate_limited
+                .remove_label_values(&[org, deployment, window]);
+        }
+        if let Some(stats) = self.deployments.get(&left.id) {
+            stats.metrics.store(None);
+        }
+    }
+
+    /// Returns the Prometheus series of a deployment, creating them on its first request.
+    fn deployment_metrics(
+        &self,
+        stats: &DeploymentStats,
+        served: &ServedDeployment,
+    ) -> Arc<DeploymentMetrics> {
+        if let Some(metrics) = stats.metrics.load_full() {
+            return metrics;
+        }
+        // Two requests racing here build equal values: `with_label_values` returns the same
+        // series for the same labels.
+        let latency = self
+            .metrics
+            .duration
+            .with_label_values(&[served.org_slug.as_str(), served.slug.as_str()]);
+        let metrics = Arc::new(DeploymentMetrics {
+            org: served.org_slug.clone(),
+            deployment: served.slug.clone(),
+            by_class: Default::default(),
+            latency,
+        });
+        stats.metrics.store(Some(metrics.clone()));
+        metrics
+    }
+
     fn stats(&self, served: &ServedDeployment) -> Arc<DeploymentStats> {
         if let Some(stats) = self.deployments.get(&served.id) {
             return stats.clone();
@@ -312,10 +367,6 @@ impl Telemetry {
         self.deployments
             .entry(served.id)
             .or_insert_with(|| {
-                let latency = self
-                    .metrics
-                    .duration
-                    .with_label_values(&[served.org_slug.as_str(), served.slug.as_str()]);
                 Arc::new(DeploymentStats {
                     deployment_id: served.id,
                     org_id: served.org_id,
@@ -326,12 +377,7 @@ impl Telemetry {
                     bytes_in: AtomicU64::new(0),
                     bytes_out: AtomicU64::new(0),
                     logs: Mutex::new(VecDeque::new()),
-                    metrics: DeploymentMetrics {
-                        org: served.org_slug.clone(),
-                        deployment: served.slug.clone(),
-                        by_class: Default::default(),
-                        latency,
-                    },
+                    metrics: ArcSwapOption::empty(),
                 })
             })
             .clone()
@@ -402,6 +448,10 @@ impl Telemetry {
 }
 
 const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+/// Values of the `window` label of `mockforge_edge_rate_limited_total`, as the rate limits in
+/// [`crate::limits`] name them.
+const RATE_LIMIT_WINDOWS: [&str; 3] = ["second", "minute", "30d"];
 
 /// Maps a status to its index in [`STATUS_CLASSES`]; 0 (no response) is `none`.
 fn status_class_index(status: u16) -> usize {

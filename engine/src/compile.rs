@@ -201,7 +201,7 @@ impl<'d> Compiler<'d> {
                     self.warn(
                         &item_pointer,
                         format!(
-                            "a path item must be an object, found a {}; it is skipped",
+                            "a path item must be an object, found {}; it is skipped",
                             kind_name(item)
                         ),
                     );
@@ -231,7 +231,7 @@ impl<'d> Compiler<'d> {
                     self.warn(
                         &operation_pointer,
                         format!(
-                            "an operation must be an object, found a {}; it is skipped",
+                            "an operation must be an object, found {}; it is skipped",
                             kind_name(operation)
                         ),
                     );
@@ -317,7 +317,7 @@ impl<'d> Compiler<'d> {
             self.warn(
                 pointer,
                 format!(
-                    "`servers` must be an array, found a {}; it is ignored",
+                    "`servers` must be an array, found {}; it is ignored",
                     kind_name(servers)
                 ),
             );
@@ -369,7 +369,7 @@ impl<'d> Compiler<'d> {
             Some(Value::Object(responses)) => responses,
             Some(other) => {
                 let message = format!(
-                    "`responses` must be an object, found a {}; an empty 200 response is served",
+                    "`responses` must be an object, found {}; an empty 200 response is served",
                     kind_name(other)
                 );
                 self.warn(&responses_pointer, message);
@@ -485,7 +485,7 @@ impl<'d> Compiler<'d> {
                 self.warn(
                     &list_pointer,
                     format!(
-                        "`parameters` must be an array, found a {}; it is ignored",
+                        "`parameters` must be an array, found {}; it is ignored",
                         kind_name(list)
                     ),
                 );
@@ -525,7 +525,7 @@ impl<'d> Compiler<'d> {
             self.warn(
                 pointer,
                 format!(
-                    "a parameter must be an object, found a {}; it is ignored",
+                    "a parameter must be an object, found {}; it is ignored",
                     kind_name(parameter)
                 ),
             );
@@ -586,7 +586,7 @@ impl<'d> Compiler<'d> {
             self.warn(
                 pointer,
                 format!(
-                    "a request body must be an object, found a {}; it is ignored",
+                    "a request body must be an object, found {}; it is ignored",
                     kind_name(body)
                 ),
             );
@@ -625,7 +625,7 @@ impl<'d> Compiler<'d> {
             self.warn(
                 pointer,
                 format!(
-                    "a response must be an object, found a {}; an empty body is served",
+                    "a response must be an object, found {}; an empty body is served",
                     kind_name(response)
                 ),
             );
@@ -664,7 +664,7 @@ impl<'d> Compiler<'d> {
                 other => self.warn(
                     &content_pointer,
                     format!(
-                        "`content` must be an object, found a {}; it is ignored",
+                        "`content` must be an object, found {}; it is ignored",
                         kind_name(other)
                     ),
                 ),
@@ -677,7 +677,7 @@ impl<'d> Compiler<'d> {
                 self.warn(
                     &headers_pointer,
                     format!(
-                        "`headers` must be an object, found a {}; it is ignored",
+                        "`headers` must be an object, found {}; it is ignored",
                         kind_name(headers)
                     ),
                 );
@@ -732,7 +732,7 @@ impl<'d> Compiler<'d> {
         };
         let Value::Object(media) = media else {
             if !media.is_null() {
-                self.warn(pointer, format!("a media type object must be an object, found a {}; an empty body is served", kind_name(media)));
+                self.warn(pointer, format!("a media type object must be an object, found {}; an empty body is served", kind_name(media)));
             }
             return content;
         };

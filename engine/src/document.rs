@@ -60,7 +60,7 @@ pub fn load(text: &str) -> Result<(Document, Vec<Diagnostic>), Vec<Diagnostic>> 
         parse_text(text).map_err(|message| vec![diagnostic(Severity::Error, "", message)])?;
     let Value::Object(object) = &root else {
         let message = format!(
-            "the document is a {} but must be an object with an `openapi` or `swagger` field",
+            "the document is {} but must be an object with an `openapi` or `swagger` field",
             kind_name(&root)
         );
         return Err(vec![diagnostic(Severity::Error, "", message)]);
@@ -81,7 +81,7 @@ pub fn load(text: &str) -> Result<(Document, Vec<Diagnostic>), Vec<Diagnostic>> 
         Some(other) => errors.push(diagnostic(
             Severity::Error,
             "/paths",
-            format!("`paths` is a {} but must be an object", kind_name(other)),
+            format!("`paths` is {} but must be an object", kind_name(other)),
         )),
     }
 
@@ -209,15 +209,15 @@ fn version_text(value: &Value) -> Option<String> {
     }
 }
 
-/// Returns a short name of a JSON value's kind for messages.
+/// Returns a JSON value's kind with its article for messages, such as "an array" or "null".
 pub fn kind_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 

@@ -60,7 +60,7 @@ impl MockOptions {
                     Severity::Error,
                     "/config_json",
                     format!(
-                        "`config_json` is a {} but must be an object",
+                        "`config_json` is {} but must be an object",
                         kind_name(other)
                     ),
                 )])

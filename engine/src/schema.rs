@@ -367,7 +367,7 @@ impl<'a> SchemaLowerer<'a> {
             Value::Object(object) => self.lower_object(object, pointer),
             other => {
                 let message = format!(
-                    "a schema must be an object or a boolean, found a {}; an empty schema is used",
+                    "a schema must be an object or a boolean, found {}; an empty schema is used",
                     kind_name(other)
                 );
                 self.warnings
@@ -435,7 +435,7 @@ impl<'a> SchemaLowerer<'a> {
                     pointer,
                     "enum",
                     format!(
-                        "`enum` must be an array, found a {}; it is ignored",
+                        "`enum` must be an array, found {}; it is ignored",
                         kind_name(other)
                     ),
                 );
@@ -517,7 +517,7 @@ impl<'a> SchemaLowerer<'a> {
                 pointer,
                 "properties",
                 format!(
-                    "`properties` must be an object, found a {}; it is ignored",
+                    "`properties` must be an object, found {}; it is ignored",
                     kind_name(other)
                 ),
             ),
@@ -540,7 +540,7 @@ impl<'a> SchemaLowerer<'a> {
                 pointer,
                 "required",
                 format!(
-                    "`required` must be an array, found a {}; it is ignored",
+                    "`required` must be an array, found {}; it is ignored",
                     kind_name(other)
                 ),
             ),
@@ -658,7 +658,7 @@ impl<'a> SchemaLowerer<'a> {
                     pointer,
                     key,
                     format!(
-                        "`{key}` must be a boolean or a number, found a {}; it is ignored",
+                        "`{key}` must be a boolean or a number, found {}; it is ignored",
                         kind_name(other)
                     ),
                 );
@@ -685,7 +685,7 @@ impl<'a> SchemaLowerer<'a> {
                     pointer,
                     key,
                     format!(
-                        "`{key}` must be an array of schemas, found a {}; it is ignored",
+                        "`{key}` must be an array of schemas, found {}; it is ignored",
                         kind_name(other)
                     ),
                 );

@@ -63,6 +63,7 @@ fn parse_date(parameter: &'static str, text: &str) -> ApiResult<DateTime<Utc>> {
         .ok_or_else(|| ApiError::InvalidParameter {
             parameter,
             message: format!("{text:?} is not an ISO 8601 date such as 2025-01-20 or 2025-01-20T12:00:00Z"),
+            value: None,
         })
 }
 
@@ -100,6 +101,7 @@ pub async fn analytics(
         return Err(ApiError::InvalidParameter {
             parameter: "start_date",
             message: format!("start_date {} must be before end_date {}", start.to_rfc3339(), end.to_rfc3339()),
+            value: None,
         });
     }
     if let Some(metric) = &query.metric {
@@ -107,6 +109,7 @@ pub async fn analytics(
             return Err(ApiError::InvalidParameter {
                 parameter: "metric",
                 message: format!("unknown metric {metric:?}; expected one of: {}", METRICS.join(", ")),
+                value: None,
             });
         }
     }

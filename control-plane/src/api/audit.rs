@@ -117,6 +117,7 @@ fn parse_integer(
         _ => Err(ApiError::InvalidParameter {
             parameter,
             message: format!("{text:?} is not an integer from {} to {}", range.start(), range.end()),
+            value: None,
         }),
     }
 }

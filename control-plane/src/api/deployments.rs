@@ -125,30 +125,45 @@ fn mock_options(config: &Value) -> Result<MockOptions, Vec<Diagnostic>> {
 }
 
 /// Returns the document text from exactly one of `openapi_spec_url` and `openapi_spec`.
-async fn document_text(state: &AppState, request: &CreateRequest) -> ApiResult<String> {
-    let limit = state.config.max_document_bytes;
-    let text = match (&request.openapi_spec_url, &request.openapi_spec) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::validation(
-                "openapi_spec_url",
-                "give either openapi_spec_url or openapi_spec, not both",
-                None,
-            ))
-        }
+/// Source of the OpenAPI document: a URL to fetch or the inline text. The create handler checks
+/// it before the plan limit and the fetch.
+enum DocumentSource {
+    Url(String),
+    Inline(String),
+}
+
+fn document_source(request: &CreateRequest) -> ApiResult<DocumentSource> {
+    match (&request.openapi_spec_url, &request.openapi_spec) {
+        (Some(_), Some(_)) => Err(ApiError::validation(
+            "openapi_spec_url",
+            "give either openapi_spec_url or openapi_spec, not both",
+            None,
+        )),
         (None, None) => {
-            return Err(ApiError::validation("openapi_spec_url", "either openapi_spec_url or openapi_spec is required", None))
+            Err(ApiError::validation("openapi_spec_url", "either openapi_spec_url or openapi_spec is required", None))
         }
-        (Some(url), None) => state.fetcher.fetch(url).await?,
-        (None, Some(Value::Object(_))) => serde_json::to_string(request.openapi_spec.as_ref().unwrap_or(&Value::Null))
-            .map_err(|error| ApiError::Internal(error.into()))?,
-        (None, Some(Value::String(text))) => text.clone(),
-        (None, Some(other)) => {
-            return Err(ApiError::validation(
-                "openapi_spec",
-                format!("must be a JSON object or a JSON or YAML string, got {}", json_type(other)),
-                None,
-            ))
+        (Some(url), None) => {
+            crate::fetch::parse_document_url(url)?;
+            Ok(DocumentSource::Url(url.clone()))
         }
+        (None, Some(object @ Value::Object(_))) => {
+            serde_json::to_string(object).map(DocumentSource::Inline).map_err(|error| ApiError::Internal(error.into()))
+        }
+        (None, Some(Value::String(text))) => Ok(DocumentSource::Inline(text.clone())),
+        (None, Some(other)) => Err(ApiError::validation(
+            "openapi_spec",
+            format!("must be a JSON object or a JSON or YAML string, got {}", json_type(other)),
+            None,
+        )
+        .expecting("a JSON object or a JSON or YAML string")),
+    }
+}
+
+async fn document_text(state: &AppState, source: &DocumentSource) -> ApiResult<String> {
+    let limit = state.config.max_document_bytes;
+    let text = match source {
+        DocumentSource::Url(url) => state.fetcher.fetch(url).await?,
+        DocumentSource::Inline(text) => text.clone(),
     };
     if text.len() as u64 > limit {
         return Err(ApiError::DocumentTooLarge { limit });
@@ -173,6 +188,7 @@ struct ValidCreate {
     description: Option<String>,
     project_id: Option<Uuid>,
     config: Value,
+    source: DocumentSource,
 }
 
 fn validate_create(request: &CreateRequest) -> ApiResult<ValidCreate> {
@@ -209,8 +225,14 @@ fn validate_create(request: &CreateRequest) -> ApiResult<ValidCreate> {
         }
     };
     let description = request.description.clone();
-    if description.as_ref().is_some_and(|text| text.chars().count() > DESCRIPTION_MAX) {
-        return Err(ApiError::validation("description", format!("must be at most {DESCRIPTION_MAX} characters long"), None));
+    let description_chars = description.as_ref().map_or(0, |text| text.chars().count());
+    if description_chars > DESCRIPTION_MAX {
+        // The text itself may be long, so the error reports only its length.
+        return Err(ApiError::validation(
+            "description",
+            format!("must be at most {DESCRIPTION_MAX} characters long, got {description_chars}"),
+            None,
+        ));
     }
     let project_id = match &request.project_id {
         Some(text) => Some(Uuid::parse_str(text).map_err(|_| {
@@ -222,10 +244,16 @@ fn validate_create(request: &CreateRequest) -> ApiResult<ValidCreate> {
         None | Some(Value::Null) => json!({}),
         Some(value @ Value::Object(_)) => value.clone(),
         Some(other) => {
-            return Err(ApiError::validation("config_json", format!("must be an object, got {}", json_type(other)), None))
+            return Err(ApiError::validation(
+                "config_json",
+                format!("must be an object, got {}", json_type(other)),
+                other.clone(),
+            )
+            .expecting("a JSON object of deployment settings"))
         }
     };
-    Ok(ValidCreate { name, slug, description, project_id, config })
+    let source = document_source(request)?;
+    Ok(ValidCreate { name, slug, description, project_id, config, source })
 }
 
 #[utoipa::path(
@@ -269,7 +297,7 @@ pub async fn create(
         return Err(ApiError::Conflict { field: "slug", value: valid.slug });
     }
 
-    let text: Arc<str> = Arc::from(document_text(&state, &request).await?);
+    let text: Arc<str> = Arc::from(document_text(&state, &valid.source).await?);
     let compile_input = Arc::clone(&text);
     let compiled = tokio::task::spawn_blocking(move || mockforge_engine::compile(&compile_input, options))
         .await
@@ -360,6 +388,7 @@ pub async fn list(
             return Err(ApiError::InvalidParameter {
                 parameter: "status filter",
                 message: format!("unknown status {value:?}; expected deploying, active, failed or stopped"),
+                value: Some(value.clone()),
             });
         }
     }
@@ -515,6 +544,7 @@ pub async fn logs(
                 return Err(ApiError::InvalidParameter {
                     parameter: "limit",
                     message: format!("{text:?} is not an integer from 1 to {LOG_LIMIT_MAX}"),
+                    value: None,
                 })
             }
         },
@@ -524,6 +554,7 @@ pub async fn logs(
             return Err(ApiError::InvalidParameter {
                 parameter: "level",
                 message: format!("unknown level {level:?}; expected info, warn or error"),
+                value: None,
             });
         }
     }

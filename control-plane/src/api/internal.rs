@@ -113,6 +113,7 @@ async fn document(
         return Err(ApiError::InvalidParameter {
             parameter: "sha256",
             message: format!("{sha256:?} is not a lowercase hex SHA-256"),
+            value: None,
         });
     }
     match state.artifacts.get(&sha256).await? {
@@ -167,7 +168,7 @@ async fn telemetry(
     match state.telemetry.report_telemetry(batch).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(FeedError::Rejected(message)) => {
-            Err(ApiError::InvalidParameter { parameter: "telemetry batch", message })
+            Err(ApiError::InvalidParameter { parameter: "telemetry batch", message, value: None })
         }
         Err(error) => Err(feed_error(error)),
     }

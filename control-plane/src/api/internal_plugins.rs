@@ -19,6 +19,7 @@ pub async fn plugin(
         return Err(ApiError::InvalidParameter {
             parameter: "checksum",
             message: format!("{checksum:?} is not a plugin checksum; expected sha256: followed by 64 lowercase hex digits"),
+            value: None,
         });
     };
     match state.file_storage.get(kind::PLUGIN, sha256).await? {

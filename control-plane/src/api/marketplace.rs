@@ -107,10 +107,11 @@ fn validate_category(category: &str) -> ApiResult<()> {
 }
 
 fn validate_description(description: &str) -> ApiResult<()> {
-    if description.chars().count() > DESCRIPTION_MAX {
+    let length = description.chars().count();
+    if length > DESCRIPTION_MAX {
         return Err(ApiError::validation(
             "description",
-            format!("must be at most {DESCRIPTION_MAX} characters long"),
+            format!("must be at most {DESCRIPTION_MAX} characters long, got {length}"),
             None,
         ));
     }

@@ -17,6 +17,7 @@ mod oauth;
 pub mod openapi;
 mod organizations;
 mod rejection;
+mod request_id;
 mod security;
 mod settings;
 mod tokens;
@@ -51,7 +52,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(rejection::json_rejections))
         .layer(axum::extract::DefaultBodyLimit::max(rejection::DEFAULT_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::ratelimit::limit))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_id::make_span))
+        .layer(axum::middleware::from_fn(request_id::assign))
         .with_state(state)
 }
 
@@ -179,12 +181,12 @@ where
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         axum::extract::Query::<T>::try_from_uri(&parts.uri)
             .map(|query| ApiQuery(query.0))
-            .map_err(|rejection| ApiError::InvalidParameter { parameter: "query string", message: rejection.body_text() })
+            .map_err(|rejection| ApiError::InvalidParameter { parameter: "query string", message: rejection.body_text(), value: None })
     }
 }
 
 /// Parses a resource id from a path segment.
 pub fn parse_id(parameter: &'static str, text: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(text)
-        .map_err(|_| ApiError::InvalidParameter { parameter, message: format!("{text:?} is not a UUID") })
+        .map_err(|_| ApiError::InvalidParameter { parameter, message: format!("{text:?} is not a UUID"), value: None })
 }

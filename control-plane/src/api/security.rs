@@ -262,6 +262,7 @@ pub async fn list(
             return Err(ApiError::InvalidParameter {
                 parameter: "severity",
                 message: format!("unknown severity {severity:?}; expected low, medium, high or critical"),
+                value: None,
             });
         }
     }
@@ -273,6 +274,7 @@ pub async fn list(
                 return Err(ApiError::InvalidParameter {
                     parameter: "limit",
                     message: format!("{text:?} is not an integer from 1 to {LIMIT_MAX}"),
+                    value: None,
                 })
             }
         },

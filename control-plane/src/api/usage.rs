@@ -41,7 +41,8 @@ pub struct MetricsQuery {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
-    /// Number of 30-day periods: 1 to 24, default 6.
+    /// Maximum number of 30-day periods: 1 to 24, default 6. Periods before the organization was
+    /// created are not listed.
     #[param(value_type = Option<i64>, minimum = 1, maximum = 24)]
     months: Option<String>,
 }
@@ -51,6 +52,7 @@ fn parse_time(parameter: &'static str, text: &str) -> ApiResult<DateTime<Utc>> {
         ApiError::InvalidParameter {
             parameter,
             message: format!("{text:?} is not an ISO 8601 (RFC 3339) timestamp such as 2025-01-20T12:00:00Z: {error}"),
+            value: None,
         }
     })
 }
@@ -93,12 +95,14 @@ pub async fn metrics(
         return Err(ApiError::InvalidParameter {
             parameter: "start_time",
             message: format!("start_time {} must be before end_time {}", start.to_rfc3339(), end.to_rfc3339()),
+            value: None,
         });
     }
     if end - start > Duration::days(METRICS_MAX_DAYS) {
         return Err(ApiError::InvalidParameter {
             parameter: "start_time",
             message: format!("the range from start_time to end_time must be at most {METRICS_MAX_DAYS} days"),
+            value: None,
         });
     }
     if state.store.deployment(id, caller.org.id).await?.is_none() {
@@ -198,7 +202,7 @@ pub(crate) async fn usage_summary(state: &AppState, caller: &Caller) -> ApiResul
         HistoryQuery,
     ),
     responses(
-        (status = 200, description = "One entry per period, the current period first", body = [UsagePeriod]),
+        (status = 200, description = "One entry per period, the current period first, back to the period in which the organization was created", body = [UsagePeriod]),
         (status = 400, description = "`months` is invalid (`VALIDATION_ERROR`)", body = ErrorBody),
         (status = 403, description = "The API token lacks the `read` scope (`INSUFFICIENT_SCOPE`)", body = ErrorBody),
     ),
@@ -218,6 +222,7 @@ pub async fn history(
                 return Err(ApiError::InvalidParameter {
                     parameter: "months",
                     message: format!("{text:?} is not an integer from 1 to {HISTORY_MAX}"),
+                    value: Some(text.clone()),
                 })
             }
         },
@@ -225,9 +230,15 @@ pub async fn history(
     let now = Utc::now().timestamp();
     let anchor = period_anchor(&state, &caller).await?;
     let storage = storage_bytes(&state, &caller).await?;
+    let org_created_at = caller.org.created_at.timestamp();
     let mut periods = Vec::new();
     for back in 0..months {
         let (start, end) = quota_period::period_at(anchor, now, back);
+        // The list stops at the period that contains the organization's creation, because
+        // earlier periods cannot have usage. The current period is always listed.
+        if back > 0 && end <= org_created_at {
+            break;
+        }
         let usage = state.store.usage().org_usage(caller.org.id, start, end).await?;
         // Storage is not recorded over time, so only the current period reports it.
         let storage_bytes = if back == 0 { Value::from(storage) } else { Value::Null };

@@ -34,7 +34,12 @@ pub fn username(value: &str) -> Result<(), ApiError> {
 pub fn password(value: &str) -> Result<(), ApiError> {
     let length = value.chars().count();
     if length < PASSWORD_MIN {
-        return Err(ApiError::validation("password", format!("must be at least {PASSWORD_MIN} characters long"), None));
+        // The password itself is never echoed, only its length.
+        return Err(ApiError::validation(
+            "password",
+            format!("must be at least {PASSWORD_MIN} characters long, got {length}"),
+            None,
+        ));
     }
     if value.len() > PASSWORD_MAX {
         return Err(ApiError::validation("password", format!("must be at most {PASSWORD_MAX} bytes long"), None));

@@ -18,6 +18,8 @@ pub struct Purge {
     pub documents: Vec<String>,
     /// Number of audit entries that were anonymised.
     pub anonymised_audit_entries: usize,
+    /// Marketplace files (kind and hex SHA-256) of the deleted organizations' package versions.
+    pub package_files: Vec<(String, String)>,
 }
 
 #[async_trait::async_trait]
@@ -34,8 +36,8 @@ pub trait DeletionStore: Send + Sync {
     /// the same transaction. The user's own entries lose the user id, IP address, user agent and
     /// actor metadata. No entry keeps the user's e-mail address or id.
     async fn purge_user(&self, user_id: Uuid) -> Result<Purge, sqlx::Error>;
-    /// Returns whether any deployment still refers to the document.
-    async fn document_in_use(&self, sha256: &str) -> Result<bool, sqlx::Error>;
+    /// Returns whether a published package version still refers to the marketplace file.
+    async fn package_file_in_use(&self, kind: &str, sha256: &str) -> Result<bool, sqlx::Error>;
 }
 
 /// Statements that delete an organization's rows, children first. Each takes the organization id
@@ -54,7 +56,6 @@ const DELETE_ORGANIZATION: &[&str] = &[
     "DELETE FROM support_tickets WHERE org_id = $1",
     "DELETE FROM api_tokens WHERE org_id = $1",
     // The organization's audit entries are kept: `audit_logs.org_id` has no foreign key.
-    // TODO: the package files in marketplace storage are not deleted yet.
     "DELETE FROM marketplace_versions WHERE EXISTS (SELECT 1 FROM marketplace_packages p \
      WHERE p.kind = marketplace_versions.kind AND p.name = marketplace_versions.name AND p.org_id = $1)",
     "DELETE FROM marketplace_packages WHERE org_id = $1",
@@ -210,6 +211,16 @@ macro_rules! deletion_store {
                                 purge.version = Some(version);
                             }
                         }
+                        let files = sqlx::query(
+                            "SELECT v.kind, v.sha256 FROM marketplace_versions v JOIN marketplace_packages p \
+                             ON p.kind = v.kind AND p.name = v.name WHERE p.org_id = $1",
+                        )
+                        .bind(org_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        for file in files {
+                            purge.package_files.push((file.try_get("kind")?, file.try_get("sha256")?));
+                        }
                         for statement in DELETE_ORGANIZATION {
                             sqlx::query(*statement).bind(org_id).execute(&mut *tx).await?;
                         }
@@ -221,11 +232,14 @@ macro_rules! deletion_store {
                     tx.commit().await?;
                     purge.documents.sort();
                     purge.documents.dedup();
+                    purge.package_files.sort();
+                    purge.package_files.dedup();
                     Ok(purge)
                 }
 
-                async fn document_in_use(&self, sha256: &str) -> Result<bool, sqlx::Error> {
-                    let row = sqlx::query("SELECT 1 AS used FROM deployments WHERE document_sha256 = $1 LIMIT 1")
+                async fn package_file_in_use(&self, kind: &str, sha256: &str) -> Result<bool, sqlx::Error> {
+                    let row = sqlx::query("SELECT 1 AS used FROM marketplace_versions WHERE kind = $1 AND sha256 = $2 LIMIT 1")
+                        .bind(kind)
                         .bind(sha256)
                         .fetch_optional(&self.pool)
                         .await?;

@@ -67,6 +67,12 @@ backend_tests! {
             assert_error(status, &response, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
             assert_eq!(response["details"]["field"], field, "case {body}");
         }
+        // A rejected password is never echoed, only its length.
+        let body = json!({ "username": "valid", "email": "a@example.com", "password": "short" });
+        let (status, response) = post_anonymous(&server, "/api/v1/auth/register", body).await;
+        assert_error(status, &response, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert_eq!(response["error"], "invalid password: must be at least 8 characters long, got 5");
+        assert_eq!(response["details"], json!({ "field": "password" }));
         // The boundaries are accepted.
         let body = json!({ "username": "a-_", "email": "edge@example.com", "password": "12345678" });
         let (status, response) = post_anonymous(&server, "/api/v1/auth/register", body).await;

@@ -295,6 +295,8 @@ backend_tests! {
         assert_eq!(timestamp(&usage["period_start"]), period_start);
         assert_eq!(timestamp(&usage["period_end"]), period_start + 30 * DAY - 1);
         assert_eq!(usage["requests"], 5);
+        // The earlier period is listed only because the organization existed then.
+        server.backdate_organizations(60).await;
         let (_, history) = server.get("/api/v1/usage/history?months=2", &account.token).await;
         assert_eq!(timestamp(&history[0]["period_start"]), period_start);
         assert_eq!(history[0]["requests"], 5);

@@ -195,6 +195,33 @@ backend_tests! {
             assert!(problem["message"].is_string(), "{problem}");
         }
 
+        assert_eq!(
+            body["error"],
+            "the OpenAPI document is invalid: /paths: `paths` is an array but must be an object",
+            "{body}"
+        );
+
+        let several = json!({
+            "openapi": "3.0.3",
+            "info": { "title": "x", "version": "1" },
+            "paths": ["not", "an", "object"],
+            "components": { "schemas": {
+                "A": { "$ref": "#/components/schemas/Missing" },
+                "B": { "$ref": "#/components/schemas/AlsoMissing" },
+            } },
+        });
+        let request = json!({ "name": "Broken twice", "openapi_spec": several });
+        let (status, body) = server.post("/api/v1/deployments", &account.token, &request).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "INVALID_OPENAPI_DOCUMENT");
+        let problems = body["details"]["problems"].as_array().unwrap();
+        assert!(problems.len() >= 2, "{body}");
+        let first = format!("{}: {}", problems[0]["pointer"].as_str().unwrap(), problems[0]["message"].as_str().unwrap());
+        assert_eq!(
+            body["error"],
+            format!("the OpenAPI document is invalid: {first} (and {} more)", problems.len() - 1),
+            "{body}"
+        );
+
         let request = json!({ "name": "Garbage", "openapi_spec": "this: [is not: openapi" });
         let (status, body) = server.post("/api/v1/deployments", &account.token, &request).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "INVALID_OPENAPI_DOCUMENT");
@@ -238,6 +265,20 @@ backend_tests! {
         assert_eq!(body["details"]["plan"], "free");
         assert_eq!(body["details"]["limit"], 3);
 
+        // At the limit, an invalid request still gets its validation error.
+        let request = json!({ "name": "x", "openapi_spec_url": "ftp://127.0.0.1/x" });
+        let (status, body) = server.post("/api/v1/deployments", &account.token, &request).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert_eq!(body["details"]["field"], "openapi_spec_url");
+        assert_eq!(body["details"]["value"], "ftp://127.0.0.1/x");
+        assert_eq!(body["details"]["expected"], "an http:// or https:// URL");
+        let request = json!({ "name": "x", "openapi_spec": petstore(), "config_json": [1, 2] });
+        let (status, body) = server.post("/api/v1/deployments", &account.token, &request).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert_eq!(body["details"]["field"], "config_json");
+        assert_eq!(body["details"]["value"], json!([1, 2]));
+        assert_eq!(body["details"]["expected"], "a JSON object of deployment settings");
+
         // Deleted deployments do not.
         let (status, _) = server.delete(&format!("/api/v1/deployments/{}", ids[1]), &account.token).await;
         assert_eq!(status, StatusCode::OK);
@@ -276,6 +317,8 @@ backend_tests! {
 
         let (status, body) = server.get("/api/v1/deployments?status=deleted", &account.token).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert_eq!(body["details"]["parameter"], "status filter");
+        assert_eq!(body["details"]["value"], "deleted");
         let (status, body) = server.get("/api/v1/deployments?project_id=nope", &account.token).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
     }

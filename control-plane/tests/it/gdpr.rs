@@ -12,6 +12,7 @@ use mockforge_control_plane::store::{AuditEntry, AuditQuery};
 use crate::backend_tests;
 use crate::documents::fetch_document;
 use crate::harness::{assert_error, create_deployment, TestServer, PASSWORD};
+use crate::marketplace::{package, publish_package, template_manifest};
 
 /// Runs `sql` with `id` as `$1` directly in the test server's database and returns the single
 /// `BIGINT` it selects.
@@ -208,6 +209,40 @@ backend_tests! {
 
         // The e-mail address is free again.
         server.register("paula").await;
+    }
+
+    async fn delete_removes_marketplace_files(backend) {
+        let server = TestServer::start(backend, |config| config.gdpr_grace_period = Duration::ZERO).await;
+        let leaving = server.register("lena").await;
+        let staying = server.register("sven").await;
+        let own_bytes = package(&[("files/own.md", tar::EntryType::Regular, b"# only lena's")]);
+        let shared_bytes = package(&[("files/shared.md", tar::EntryType::Regular, b"# published twice")]);
+        let mut published = Vec::new();
+        for (token, name, bytes) in [
+            (&leaving.token, "lena-own", own_bytes),
+            (&leaving.token, "lena-shared", shared_bytes.clone()),
+            (&staying.token, "sven-shared", shared_bytes),
+        ] {
+            let (status, body) = publish_package(&server, token, "templates", &template_manifest(name, "1.0.0"), bytes).await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            let checksum = body["checksum"].as_str().unwrap().trim_start_matches("sha256:").to_owned();
+            published.push(server.data_dir().join("artifacts/templates").join(format!("{checksum}.tar.gz")));
+        }
+        let (own_file, shared_file) = (&published[0], &published[1]);
+        assert_eq!(shared_file, &published[2], "the same bytes are stored once");
+        assert!(own_file.exists(), "{}", own_file.display());
+
+        let (status, body) = server.post("/api/v1/gdpr/delete", &leaving.token, &json!({ "confirm": true })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        // The job runs when the control plane starts.
+        let server = server.restart().await;
+
+        assert!(!own_file.exists(), "the deleted organization's own package file must be removed");
+        assert!(shared_file.exists(), "a file another organization published must be kept");
+        let (status, body) = server.get("/api/v1/templates/sven-shared/1.0.0", &staying.token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = server.get("/api/v1/templates/lena-own/1.0.0", &staying.token).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     }
 
     async fn delete_keeps_audit_entries_anonymised(backend) {

@@ -250,6 +250,25 @@ impl TestServer {
         }
     }
 
+    /// Sets `created_at` of every organization to `days` days ago, directly in the database.
+    pub async fn backdate_organizations(&self, days: i64) {
+        let created_at = chrono::Utc::now() - chrono::Duration::days(days);
+        let statement = "UPDATE organizations SET created_at = $1";
+        match &self.resources.database_url {
+            Some(url) => {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                sqlx::query(statement).bind(created_at).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+            None => {
+                let url = format!("sqlite://{}", self.resources.data_dir.join("mockforge.db").display());
+                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                sqlx::query(statement).bind(created_at).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+        }
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.resources.data_dir.clone()
     }

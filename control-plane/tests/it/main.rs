@@ -22,6 +22,7 @@ mod openapi;
 mod organizations;
 mod redis;
 mod replicas;
+mod request_id;
 mod security;
 mod settings;
 mod storage_quota;

@@ -206,6 +206,26 @@ backend_tests! {
         server.telemetry.report_telemetry(batch("edge-a", 2000, vec![unknown], vec![])).await.unwrap();
     }
 
+    async fn usage_history_starts_at_creation(backend) {
+        let server = TestServer::start(backend, |_| {}).await;
+        let account = server.register("olga").await;
+        server.backdate_organizations(95).await;
+
+        // Periods start at the UTC midnight of the creation day, so 95 days span four periods.
+        let (status, history) = server.get("/api/v1/usage/history?months=24", &account.token).await;
+        assert_eq!(status, StatusCode::OK, "{history}");
+        let history = history.as_array().unwrap();
+        assert_eq!(history.len(), 4, "{history:?}");
+        let created_at = Utc::now() - chrono::Duration::days(95);
+        let oldest_start: chrono::DateTime<Utc> = history[3]["period_start"].as_str().unwrap().parse().unwrap();
+        let oldest_end: chrono::DateTime<Utc> = history[3]["period_end"].as_str().unwrap().parse().unwrap();
+        assert!(oldest_start <= created_at, "{oldest_start} is after the creation at {created_at}");
+        assert!(created_at <= oldest_end, "{oldest_end} is before the creation at {created_at}");
+
+        let (_, history) = server.get("/api/v1/usage/history?months=2", &account.token).await;
+        assert_eq!(history.as_array().unwrap().len(), 2, "{history}");
+    }
+
     async fn usage_current_and_history(backend) {
         let server = TestServer::start(backend, |_| {}).await;
         let account = server.register("jonas").await;
@@ -234,16 +254,17 @@ backend_tests! {
         let (status, history) = server.get("/api/v1/usage/history", &account.token).await;
         assert_eq!(status, StatusCode::OK, "{history}");
         let history = history.as_array().unwrap();
-        assert_eq!(history.len(), 6);
+        // The organization was created in the current period, so no earlier period is listed.
+        assert_eq!(history.len(), 1, "{history:?}");
         assert_eq!(history[0]["requests"], 12);
         assert_eq!(history[0]["period_start"], usage["period_start"]);
-        assert_eq!(history[1]["requests"], 0);
         let (_, history) = server.get("/api/v1/usage/history?months=24", &account.token).await;
-        assert_eq!(history.as_array().unwrap().len(), 24);
+        assert_eq!(history.as_array().unwrap().len(), 1, "{history}");
         for months in ["0", "25", "six"] {
             let (status, body) = server.get(&format!("/api/v1/usage/history?months={months}"), &account.token).await;
             assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
             assert_eq!(body["details"]["parameter"], "months");
+            assert_eq!(body["details"]["value"], months);
         }
 
         // Another organization sees only its own usage.

@@ -158,9 +158,11 @@ async fn host_without_org_is_not_found() {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     let body = json_body(response).await;
     assert_error_format(&body, "NOT_FOUND");
+    let host = format!("127.0.0.1:{}", edge.addr.port());
+    assert_eq!(body["details"]["host"], host.as_str());
     assert_eq!(
-        body["details"]["host"],
-        format!("127.0.0.1:{}", edge.addr.port())
+        body["error"],
+        format!("no organization in host {host}; use {{org}}.localhost or /_m/{{org}}/{{deployment}}/")
     );
     edge.shutdown().await;
 }

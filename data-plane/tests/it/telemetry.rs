@@ -274,3 +274,79 @@ async fn admin_listener_serves_metrics() {
 
     edge.shutdown().await;
 }
+
+/// Polls `Edge::metrics_text` until it contains `line`, because the logging phase counts a
+/// request a moment after the client saw its response.
+async fn wait_for_metric(edge: &TestEdge, line: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut text = edge.edge.metrics_text();
+    while !text.contains(line) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        text = edge.edge.metrics_text();
+    }
+    assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_deployment_leaves_metrics() {
+    let petstore = record("acme", "petstore", PETSTORE);
+    let feed = FakeFeed::new([petstore.clone(), record("acme", "kept", PETSTORE)]);
+    let edge = TestEdge::start(feed.clone()).await;
+    let client = edge.client();
+    for path in ["/petstore/pets", "/petstore/pets", "/kept/pets"] {
+        let response = client
+            .get(edge.url("acme.localhost", path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "path {path}");
+    }
+    wait_for_metric(
+        &edge,
+        r#"mockforge_edge_requests_total{deployment="petstore",org="acme",status_class="2xx"} 2"#,
+    )
+    .await;
+    wait_for_metric(
+        &edge,
+        r#"mockforge_edge_requests_total{deployment="kept",org="acme",status_class="2xx"} 1"#,
+    )
+    .await;
+
+    let version = feed.remove(petstore.id);
+    edge.wait_for_version(version, Duration::from_secs(5)).await;
+    let text = edge.edge.metrics_text();
+    assert!(
+        !text.contains(r#"deployment="petstore""#),
+        "series of the removed deployment in:\n{text}"
+    );
+    assert!(
+        text.contains(
+            r#"mockforge_edge_requests_total{deployment="kept",org="acme",status_class="2xx"} 1"#
+        ),
+        "series of the kept deployment missing in:\n{text}"
+    );
+
+    // The same deployment served again starts its series from zero.
+    let version = feed.upsert(petstore);
+    edge.wait_for_version(version, Duration::from_secs(5)).await;
+    let response = client
+        .get(edge.url("acme.localhost", "/petstore/pets"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = wait_for_metric(
+        &edge,
+        r#"mockforge_edge_request_duration_seconds_count{deployment="petstore",org="acme"} 1"#,
+    )
+    .await;
+    assert!(
+        text.contains(
+            r#"mockforge_edge_requests_total{deployment="petstore",org="acme",status_class="2xx"} 1"#
+        ),
+        "restarted deployment does not count from zero in:\n{text}"
+    );
+
+    edge.shutdown().await;
+}

@@ -90,7 +90,7 @@ mod tests {
         let errors = [
             ApiError::validation("name", "is required", None),
             ApiError::InvalidJson("expected value".to_owned()),
-            ApiError::InvalidParameter { parameter: "limit", message: "not an integer".to_owned() },
+            ApiError::InvalidParameter { parameter: "limit", message: "not an integer".to_owned(), value: None },
             ApiError::PayloadTooLarge { limit: 1 },
             ApiError::Rejected { status: axum::http::StatusCode::UNPROCESSABLE_ENTITY, message: "bad path".to_owned() },
             ApiError::InvalidDocument { problems: Vec::new() },
