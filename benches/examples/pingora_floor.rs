@@ -1,7 +1,7 @@
 //! The cost floor of pingora's HTTP/1 server on this machine: a `ServeHttp` app that returns
 //! the same 69-byte JSON body as `GET /pets` in the load document for every request, with no
 //! routing, limits or telemetry. The load script measures it next to the edge, so the share of
-//! each request's cost that comes from the server framework can be told apart from the edge's
+//! each request's cost that comes from the server framework can be separated from the edge's
 //! own work.
 //!
 //! Usage: `pingora_floor [LISTEN_ADDR]` (default `127.0.0.1:18087`). Stops on Ctrl-C.

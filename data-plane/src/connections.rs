@@ -176,12 +176,7 @@ fn encode_closing_response(response: http::Response<Bytes>) -> Vec<u8> {
     let mut headers = parts.headers;
     headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     headers.insert(CONNECTION, HeaderValue::from_static("close"));
-    let date = chrono::Utc::now()
-        .format("%a, %d %b %Y %H:%M:%S GMT")
-        .to_string();
-    if let Ok(date) = HeaderValue::from_str(&date) {
-        headers.insert(DATE, date);
-    }
+    headers.insert(DATE, crate::server::http_date());
 
     let mut encoded = Vec::with_capacity(256 + body.len());
     let status = parts.status;

@@ -208,7 +208,7 @@ impl Edge {
     }
 
     /// Shares the organizations' 30-day request counts with the other edges through Redis, so
-    /// the quota holds across edges. Flushes every `settings.flush_interval` and once more
+    /// the quota applies across edges. Flushes every `settings.flush_interval` and once more
     /// after a server started by this edge shut down, then returns. Without it the edge
     /// counts on its own.
     pub async fn sync_quotas(&self, settings: quota_sync::QuotaSyncSettings) {

@@ -940,7 +940,7 @@ fn has_body_framing(status: StatusCode) -> bool {
 
 /// Returns the current time as an IMF-fixdate for `Date` (RFC 9110, section 5.6.7), formatted
 /// at most once per second and thread.
-fn http_date() -> HeaderValue {
+pub(crate) fn http_date() -> HeaderValue {
     thread_local! {
         static CACHED: std::cell::RefCell<(i64, HeaderValue)> =
             const { std::cell::RefCell::new((i64::MIN, HeaderValue::from_static(""))) };

@@ -1,5 +1,5 @@
-//! Plugin components fetched from a control plane in another process: a loopback server stands
-//! in for `GET /internal/v1/plugins/{checksum}`.
+//! Plugin components fetched from a control plane in another process: a loopback server
+//! serves `GET /internal/v1/plugins/{checksum}` in its place.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
