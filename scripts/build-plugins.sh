@@ -6,13 +6,16 @@
 # MOCKFORGE_PLUGIN_DIR. Usage:
 #   scripts/build-plugins.sh [OUTPUT_DIR]
 # OUTPUT_DIR defaults to $HOME/.cache/mockforge/plugins. The build uses its own target folder,
-# MOCKFORGE_PLUGINS_TARGET_DIR (default $HOME/.cache/mockforge-plugins-target), so it does not
-# wait for the build lock of the workspace target folder.
+# MOCKFORGE_PLUGINS_TARGET_DIR, so it does not wait for the build lock of the workspace target
+# folder. Its default is $HOME/.cache/mockforge-plugins-target/ followed by a hash of this
+# checkout's path. Cargo records the WIT files in plugins/wit by absolute path, so two checkouts
+# sharing one target folder can take the other's stale components as up to date.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 output="${1:-${HOME}/.cache/mockforge/plugins}"
-target_dir="${MOCKFORGE_PLUGINS_TARGET_DIR:-${HOME}/.cache/mockforge-plugins-target}"
+checkout_hash="$(printf '%s' "$root" | sha256sum | cut -c 1-16)"
+target_dir="${MOCKFORGE_PLUGINS_TARGET_DIR:-${HOME}/.cache/mockforge-plugins-target/${checkout_hash}}"
 
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2 >&2

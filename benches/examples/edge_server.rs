@@ -13,6 +13,10 @@ use mockforge_benches::{bench_plans, petstore_record, StaticFeed};
 use mockforge_edge::{Edge, EdgeConfig};
 use mockforge_snapshot::SnapshotFeed;
 
+/// The allocator of the `mockforge` binary, so the load test measures what ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let listen: SocketAddr = std::env::args()
         .nth(1)
@@ -20,6 +24,9 @@ fn main() -> anyhow::Result<()> {
         .parse()
         .context("the first argument must be a socket address such as 127.0.0.1:18083")?;
 
+    // The log output of `mockforge edge`, because an enabled subscriber changes the cost of
+    // every request.
+    mockforge_cli::telemetry::init();
     let edge = Edge::new(EdgeConfig {
         listen,
         node_name: "bench".to_owned(),

@@ -16,6 +16,10 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::listening::Service;
 
+/// The allocator of the `mockforge` binary, so the load test measures what ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PETS_BODY: Bytes =
     Bytes::from_static(br#"[{"id":1,"name":"Rex","tag":"dog"},{"id":2,"name":"Tom","tag":"cat"}]"#);
 

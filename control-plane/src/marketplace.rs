@@ -157,8 +157,9 @@ impl PluginSource for StoragePluginSource {
     }
 }
 
-/// Checks that `wasm` is a component implementing the plugin world. Compiles the component, so
-/// call it on a blocking thread.
+/// Checks that `wasm` is a component implementing one of the plugin worlds the edges support
+/// (`mockforge:plugin/plugin@0.2.0` or `@0.1.0`). Compiles the component, so call it on a
+/// blocking thread.
 pub fn validate_plugin(wasm: &[u8]) -> Result<(), String> {
     static HOST: OnceLock<Result<PluginHost, String>> = OnceLock::new();
     // One instance slot is enough: validation compiles and type-checks but never instantiates.
@@ -170,7 +171,7 @@ pub fn validate_plugin(wasm: &[u8]) -> Result<(), String> {
         .map_err(|error| error.to_string())
     });
     match host {
-        Ok(host) => host.validate(wasm).map_err(|error| error.to_string()),
+        Ok(host) => host.validate(wasm).map(|_| ()).map_err(|error| error.to_string()),
         Err(error) => Err(format!("the plugin validator failed to start: {error}")),
     }
 }

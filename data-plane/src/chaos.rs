@@ -1,59 +1,20 @@
-//! Chaos testing per deployment, read from `config_json.chaos`:
-//!
-//! ```json
-//! {"latency": {"fixed_ms": 100},
-//!  "error_rate": 0.1, "error_statuses": [500, 503],
-//!  "fault": {"kind": "reset", "rate": 0.05},
-//!  "operations": ["listPets", "getPet"]}
-//! ```
-//!
-//! `latency` is either `{"fixed_ms": N}` or `{"min_ms": A, "max_ms": B, "distribution":
-//! "uniform" | "normal"}`. `operations`, when present, limits chaos to the operations with these
-//! `operationId`s. An invalid configuration, including an id the document does not declare,
-//! fails the deployment like a document that does not compile.
+//! Chaos testing per deployment at request time. The `config_json.chaos` setting is parsed and
+//! checked by [`mockforge_snapshot::settings`], which the control plane also uses. This module
+//! draws the delay and outcome of each request.
 
+use std::ops::Deref;
 use std::time::Duration;
 
-use http::{Method, StatusCode};
-use mockforge_engine::Mock;
+use http::StatusCode;
 use rand::Rng;
-use serde_json::Value;
 
-use crate::operations::OperationFilter;
+pub use mockforge_snapshot::settings::{ChaosSettings, FaultKind, Latency};
 
-/// Maximum injected latency, so a typo cannot hold connections for hours.
-pub const MAX_LATENCY_MS: u64 = 60_000;
-
-/// Injected latency.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Latency {
-    Fixed(Duration),
-    Uniform { min: Duration, max: Duration },
-    /// Normal distribution centred between `min` and `max` with a standard deviation of a sixth
-    /// of the range, clamped to the range.
-    Normal { min: Duration, max: Duration },
-}
-
-/// Kind of connection fault injected in place of a response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultKind {
-    /// Resets the connection: the edge sets SO_LINGER to 0 and closes the socket, so the
-    /// client gets a TCP RST. On HTTP/2 only the request's stream ends.
-    Reset,
-    /// Closes the connection cleanly without sending a response.
-    EmptyResponse,
-}
-
-/// A deployment's chaos settings.
+/// A deployment's chaos settings, with the per-request draw. It dereferences to the parsed
+/// [`ChaosSettings`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChaosConfig {
-    pub latency: Option<Latency>,
-    /// Share of requests, from 0 to 1, that get one of `error_statuses` as the response.
-    pub error_rate: f64,
-    pub error_statuses: Vec<StatusCode>,
-    pub fault: Option<(FaultKind, f64)>,
-    /// The operations chaos applies to, or `None` for every request.
-    pub operations: Option<OperationFilter>,
+    settings: ChaosSettings,
 }
 
 /// Effect of chaos on one request: an optional delay, then the outcome.
@@ -74,37 +35,14 @@ pub enum ChaosOutcome {
 }
 
 impl ChaosConfig {
-    /// Parses `config.chaos`. Returns `Ok(None)` when the key is absent or null.
-    pub fn from_config(config: &Value) -> Result<Option<ChaosConfig>, String> {
-        let Some(chaos) = config.get("chaos").filter(|value| !value.is_null()) else {
-            return Ok(None);
-        };
-        parse(chaos).map(Some).map_err(|problem| {
-            format!("the chaos configuration is invalid: /config_json/chaos{problem}")
-        })
-    }
-
-    /// Checks the `operations` list against the compiled document.
-    pub fn resolve_operations(&mut self, mock: &Mock) -> Result<(), String> {
-        match &mut self.operations {
-            Some(filter) => filter.resolve(mock).map_err(|problem| {
-                format!("the chaos configuration is invalid: /config_json/chaos{problem}")
-            }),
-            None => Ok(()),
-        }
-    }
-
-    /// Returns true when chaos applies to a request with this method and path below the
-    /// deployment.
-    pub fn applies_to(&self, mock: &Mock, method: &Method, path: &str) -> bool {
-        self.operations
-            .as_ref()
-            .is_none_or(|filter| filter.matches(mock, method, path))
+    /// Wraps settings whose `operations` list is resolved against the deployment's mock.
+    pub fn new(settings: ChaosSettings) -> ChaosConfig {
+        ChaosConfig { settings }
     }
 
     /// Draws what happens to one request.
     pub fn plan(&self, rng: &mut impl Rng) -> ChaosPlan {
-        let delay = self.latency.as_ref().map(|latency| latency.sample(rng));
+        let delay = self.latency.as_ref().map(|latency| sample(latency, rng));
         let outcome = match self.fault {
             Some((kind, rate)) if rng.gen_bool(rate) => ChaosOutcome::Fault(kind),
             _ if self.error_rate > 0.0 && rng.gen_bool(self.error_rate) => {
@@ -117,171 +55,30 @@ impl ChaosConfig {
     }
 }
 
-impl Latency {
-    fn sample(&self, rng: &mut impl Rng) -> Duration {
-        match *self {
-            Latency::Fixed(duration) => duration,
-            Latency::Uniform { min, max } => rng.gen_range(min..=max),
-            Latency::Normal { min, max } => {
-                let (min_s, max_s) = (min.as_secs_f64(), max.as_secs_f64());
-                let mean = (min_s + max_s) / 2.0;
-                let std_dev = (max_s - min_s) / 6.0;
-                // Box-Muller transform of two uniform samples.
-                let u1: f64 = rng.gen_range(f64::EPSILON..1.0);
-                let u2: f64 = rng.gen();
-                let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-                Duration::from_secs_f64((mean + z * std_dev).clamp(min_s, max_s))
-            }
+impl Deref for ChaosConfig {
+    type Target = ChaosSettings;
+
+    fn deref(&self) -> &ChaosSettings {
+        &self.settings
+    }
+}
+
+/// Draws one delay from `latency`.
+fn sample(latency: &Latency, rng: &mut impl Rng) -> Duration {
+    match *latency {
+        Latency::Fixed(duration) => duration,
+        Latency::Uniform { min, max } => rng.gen_range(min..=max),
+        Latency::Normal { min, max } => {
+            let (min_s, max_s) = (min.as_secs_f64(), max.as_secs_f64());
+            let mean = (min_s + max_s) / 2.0;
+            let std_dev = (max_s - min_s) / 6.0;
+            // Box-Muller transform of two uniform samples.
+            let u1: f64 = rng.gen_range(f64::EPSILON..1.0);
+            let u2: f64 = rng.gen();
+            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            Duration::from_secs_f64((mean + z * std_dev).clamp(min_s, max_s))
         }
     }
-}
-
-/// Parses the chaos object. Errors start with the JSON pointer below `/config_json/chaos`.
-fn parse(chaos: &Value) -> Result<ChaosConfig, String> {
-    let Value::Object(object) = chaos else {
-        return Err(format!(": must be an object, not {chaos}"));
-    };
-    for key in object.keys() {
-        if !matches!(
-            key.as_str(),
-            "latency" | "error_rate" | "error_statuses" | "fault" | "operations"
-        ) {
-            return Err(format!(
-                "/{key}: unknown key; expected latency, error_rate, error_statuses, fault or operations"
-            ));
-        }
-    }
-
-    let latency = match object.get("latency") {
-        None | Some(Value::Null) => None,
-        Some(latency) => Some(parse_latency(latency)?),
-    };
-    let error_rate = match object.get("error_rate") {
-        None | Some(Value::Null) => 0.0,
-        Some(value) => parse_rate(value, "/error_rate")?,
-    };
-    let error_statuses = match object.get("error_statuses") {
-        None | Some(Value::Null) => vec![StatusCode::INTERNAL_SERVER_ERROR],
-        Some(value) => parse_statuses(value)?,
-    };
-    let fault = match object.get("fault") {
-        None | Some(Value::Null) => None,
-        Some(value) => Some(parse_fault(value)?),
-    };
-    let operations = match object.get("operations") {
-        None | Some(Value::Null) => None,
-        Some(value) => Some(OperationFilter::parse(value)?),
-    };
-    Ok(ChaosConfig {
-        latency,
-        error_rate,
-        error_statuses,
-        fault,
-        operations,
-    })
-}
-
-fn parse_latency(latency: &Value) -> Result<Latency, String> {
-    let Value::Object(object) = latency else {
-        return Err(format!("/latency: must be an object, not {latency}"));
-    };
-    if let Some(fixed) = object.get("fixed_ms") {
-        if object.len() > 1 {
-            return Err("/latency: fixed_ms cannot be combined with other keys".to_owned());
-        }
-        return Ok(Latency::Fixed(parse_millis(fixed, "/latency/fixed_ms")?));
-    }
-    let min = parse_millis(
-        object.get("min_ms").unwrap_or(&Value::Null),
-        "/latency/min_ms",
-    )?;
-    let max = parse_millis(
-        object.get("max_ms").unwrap_or(&Value::Null),
-        "/latency/max_ms",
-    )?;
-    if min > max {
-        return Err(format!(
-            "/latency: min_ms ({}) is greater than max_ms ({})",
-            min.as_millis(),
-            max.as_millis()
-        ));
-    }
-    for key in object.keys() {
-        if !matches!(key.as_str(), "min_ms" | "max_ms" | "distribution") {
-            return Err(format!(
-                "/latency/{key}: unknown key; expected fixed_ms, or min_ms, max_ms and distribution"
-            ));
-        }
-    }
-    match object.get("distribution") {
-        None | Some(Value::Null) => Ok(Latency::Uniform { min, max }),
-        Some(Value::String(name)) if name == "uniform" => Ok(Latency::Uniform { min, max }),
-        Some(Value::String(name)) if name == "normal" => Ok(Latency::Normal { min, max }),
-        Some(other) => Err(format!(
-            "/latency/distribution: {other} is not supported; use \"uniform\" or \"normal\""
-        )),
-    }
-}
-
-fn parse_millis(value: &Value, pointer: &str) -> Result<Duration, String> {
-    match value.as_u64() {
-        Some(ms) if ms <= MAX_LATENCY_MS => Ok(Duration::from_millis(ms)),
-        Some(ms) => Err(format!(
-            "{pointer}: {ms} exceeds the maximum of {MAX_LATENCY_MS} ms"
-        )),
-        None => Err(format!(
-            "{pointer}: must be a whole number of milliseconds, not {value}"
-        )),
-    }
-}
-
-fn parse_rate(value: &Value, pointer: &str) -> Result<f64, String> {
-    match value.as_f64() {
-        Some(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
-        _ => Err(format!("{pointer}: must be a number from 0 to 1, not {value}")),
-    }
-}
-
-fn parse_statuses(value: &Value) -> Result<Vec<StatusCode>, String> {
-    let Value::Array(items) = value else {
-        return Err(format!("/error_statuses: must be an array, not {value}"));
-    };
-    if items.is_empty() {
-        return Err("/error_statuses: must list at least one status".to_owned());
-    }
-    items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| {
-            item.as_u64()
-                .filter(|code| (400..=599).contains(code))
-                .and_then(|code| StatusCode::from_u16(code as u16).ok())
-                .ok_or_else(|| {
-                    format!("/error_statuses/{index}: must be a status from 400 to 599, not {item}")
-                })
-        })
-        .collect()
-}
-
-fn parse_fault(value: &Value) -> Result<(FaultKind, f64), String> {
-    let Value::Object(object) = value else {
-        return Err(format!("/fault: must be an object, not {value}"));
-    };
-    let kind = match object.get("kind").and_then(Value::as_str) {
-        Some("reset") => FaultKind::Reset,
-        Some("empty_response") => FaultKind::EmptyResponse,
-        _ => {
-            return Err(format!(
-                "/fault/kind: must be \"reset\" or \"empty_response\", not {}",
-                object.get("kind").unwrap_or(&Value::Null)
-            ))
-        }
-    };
-    let rate = match object.get("rate") {
-        None | Some(Value::Null) => 1.0,
-        Some(rate) => parse_rate(rate, "/fault/rate")?,
-    };
-    Ok((kind, rate))
 }
 
 #[cfg(test)]
@@ -289,66 +86,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn parse_chaos(chaos: Value) -> Result<Option<ChaosConfig>, String> {
-        ChaosConfig::from_config(&json!({ "chaos": chaos }))
-    }
-
-    #[test]
-    fn absent_chaos_is_none() {
-        assert_eq!(ChaosConfig::from_config(&json!({})), Ok(None));
-        assert_eq!(ChaosConfig::from_config(&Value::Null), Ok(None));
-    }
-
-    #[test]
-    fn full_config_parses() {
-        let config = parse_chaos(json!({
-            "latency": {"min_ms": 10, "max_ms": 200, "distribution": "normal"},
-            "error_rate": 0.1,
-            "error_statuses": [500, 503],
-            "fault": {"kind": "reset", "rate": 0.05}
-        }))
-        .unwrap()
-        .unwrap();
-        assert_eq!(
-            config.latency,
-            Some(Latency::Normal {
-                min: Duration::from_millis(10),
-                max: Duration::from_millis(200)
-            })
-        );
-        assert_eq!(config.error_rate, 0.1);
-        assert_eq!(
-            config.error_statuses,
-            [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::SERVICE_UNAVAILABLE]
-        );
-        assert_eq!(config.fault, Some((FaultKind::Reset, 0.05)));
-    }
-
-    #[test]
-    fn invalid_configs_name_the_problem() {
-        let cases = [
-            (json!("slow"), "/config_json/chaos: must be an object"),
-            (json!({"error_rate": 1.5}), "/config_json/chaos/error_rate"),
-            (json!({"error_statuses": [200]}), "/config_json/chaos/error_statuses/0"),
-            (json!({"latency": {"min_ms": 5, "max_ms": 1}}), "greater than max_ms"),
-            (json!({"latency": {"fixed_ms": 999999}}), "exceeds the maximum"),
-            (
-                json!({"latency": {"min_ms": 1, "max_ms": 2, "distribution": "pareto"}}),
-                "/config_json/chaos/latency/distribution",
-            ),
-            (json!({"fault": {"kind": "explode"}}), "/config_json/chaos/fault/kind"),
-            (json!({"colour": "red"}), "/config_json/chaos/colour: unknown key"),
-            (json!({"operations": []}), "/config_json/chaos/operations: must list"),
-            (json!({"operations": [1]}), "/config_json/chaos/operations/0"),
-        ];
-        for (chaos, expected) in cases {
-            let error = parse_chaos(chaos.clone()).unwrap_err();
-            assert!(error.contains(expected), "{chaos}: {error}");
-            assert!(
-                error.starts_with("the chaos configuration is invalid"),
-                "{error}"
-            );
-        }
+    fn parse_chaos(chaos: serde_json::Value) -> Result<Option<ChaosConfig>, String> {
+        let config = json!({ "chaos": chaos });
+        Ok(ChaosSettings::from_config(&config)?.map(ChaosConfig::new))
     }
 
     #[test]
@@ -378,7 +118,7 @@ mod tests {
         let (min, max) = (Duration::from_millis(10), Duration::from_millis(20));
         for latency in [Latency::Uniform { min, max }, Latency::Normal { min, max }] {
             for _ in 0..1000 {
-                let delay = latency.sample(&mut rng);
+                let delay = sample(&latency, &mut rng);
                 assert!(delay >= min, "{latency:?} gave {delay:?}");
                 assert!(delay <= max, "{latency:?} gave {delay:?}");
             }

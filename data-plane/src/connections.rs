@@ -79,7 +79,10 @@ impl<A> ConnectionLimit<A> {
         let error = EdgeError::TooManyConnections {
             max_connections: self.max_connections,
         };
-        let response = encode_closing_response(error_response(&error));
+        let response = match read_preface(&mut stream).await {
+            Preface::Http2 => encode_http2_refusal(&error.to_string()),
+            Preface::Other => encode_closing_response(error_response(&error)),
+        };
         let written = tokio::time::timeout(REJECT_WRITE_TIMEOUT, async {
             stream.write_all(&response).await?;
             stream.flush().await?;
@@ -150,8 +153,6 @@ where
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let Some(_open) = self.try_open() else {
-            // NOTE: the response is HTTP/1.1 also for a client that starts with the HTTP/2
-            // preface, so that client gets a protocol error instead of the 503.
             self.reject(stream).await;
             return None;
         };
@@ -167,6 +168,66 @@ where
     async fn cleanup(&self) {
         self.inner.cleanup().await;
     }
+}
+
+/// The first bytes an HTTP/2 client sends, over TLS after ALPN `h2` and in cleartext (h2c)
+/// with prior knowledge (RFC 9113, section 3.4).
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// HTTP/2 frame types and the error code sent to a refused connection (RFC 9113, sections 6
+/// and 7).
+const FRAME_SETTINGS: u8 = 0x4;
+const FRAME_GOAWAY: u8 = 0x7;
+const REFUSED_STREAM: u32 = 0x7;
+
+/// The protocol a rejected client speaks, told by its first bytes.
+enum Preface {
+    Http2,
+    Other,
+}
+
+/// Reads the client's first bytes until they match or leave the HTTP/2 preface. The bytes read
+/// are discarded, like the rest of a rejected connection's input.
+async fn read_preface(stream: &mut Stream) -> Preface {
+    let mut head = [0u8; HTTP2_PREFACE.len()];
+    let mut filled = 0;
+    let read = tokio::time::timeout(REJECT_DRAIN_TIMEOUT, async {
+        while filled < head.len() {
+            match stream.read(&mut head[filled..]).await {
+                Ok(0) | Err(_) => return Preface::Other,
+                Ok(read) => filled += read,
+            }
+            if head[..filled] != HTTP2_PREFACE[..filled] {
+                return Preface::Other;
+            }
+        }
+        Preface::Http2
+    })
+    .await;
+    read.unwrap_or(Preface::Other)
+}
+
+/// Encodes the server's connection preface (an empty SETTINGS frame) and a GOAWAY frame that
+/// refuses every stream, with `message` as its debug data. The last stream id is 0, which tells
+/// the client that no request was processed, so it may retry.
+fn encode_http2_refusal(message: &str) -> Vec<u8> {
+    let mut encoded = Vec::with_capacity(9 + 9 + 8 + message.len());
+    encode_frame_header(&mut encoded, 0, FRAME_SETTINGS);
+
+    let debug_data = message.as_bytes();
+    encode_frame_header(&mut encoded, 8 + debug_data.len(), FRAME_GOAWAY);
+    encoded.extend_from_slice(&0u32.to_be_bytes());
+    encoded.extend_from_slice(&REFUSED_STREAM.to_be_bytes());
+    encoded.extend_from_slice(debug_data);
+    encoded
+}
+
+/// Appends a 9-byte frame header for `frame_type` with no flags on stream 0.
+fn encode_frame_header(encoded: &mut Vec<u8>, length: usize, frame_type: u8) {
+    let length = u32::try_from(length).expect("a refusal frame is far below 16 MiB");
+    encoded.extend_from_slice(&length.to_be_bytes()[1..]);
+    encoded.push(frame_type);
+    encoded.push(0);
+    encoded.extend_from_slice(&0u32.to_be_bytes());
 }
 
 /// Encodes a complete HTTP/1.1 response with `Content-Length`, `Date` and

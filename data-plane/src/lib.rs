@@ -22,7 +22,6 @@ mod connections;
 pub mod error;
 pub mod handler;
 pub mod limits;
-pub mod operations;
 pub mod persist;
 pub mod proxy;
 pub mod plugins;

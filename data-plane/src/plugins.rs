@@ -278,9 +278,10 @@ pub(crate) async fn respond_with_plugins(
             Ok(RequestAction::Continue) => {}
             Ok(RequestAction::Modify(modified)) => {
                 current = modified;
-                let (operation, path_params) = match_operation(&served.mock, &current.method, &current.path);
-                current.operation = operation;
-                current.path_params = path_params;
+                let matched = match_operation(&served.mock, &current.method, &current.path);
+                current.route = matched.route;
+                current.operation_id = matched.operation_id;
+                current.path_params = matched.path_params;
             }
             Ok(RequestAction::Respond(response)) => {
                 return into_http(response)
@@ -359,29 +360,44 @@ fn plugin_request(mock: &Mock, request: &Parts, path: &str, query: Option<&str>,
         })
         .collect();
     let method = request.method.as_str().to_owned();
-    let (operation, path_params) = match_operation(mock, &method, path);
+    let matched = match_operation(mock, &method, path);
     Request {
         method,
         path: path.to_owned(),
         query: query.map(str::to_owned),
         headers,
         body: body.to_vec(),
-        operation,
-        path_params,
+        route: matched.route,
+        operation_id: matched.operation_id,
+        path_params: matched.path_params,
     }
 }
 
-/// Returns the matched operation as `METHOD /template` and the template's parameter values.
-fn match_operation(mock: &Mock, method: &str, path: &str) -> (Option<String>, Vec<Header>) {
+/// The fields of the plugin request that come from the operation a path matches. All are
+/// empty when no operation matches.
+#[derive(Default)]
+struct MatchedOperation {
+    /// `METHOD /template`, for example `GET /pets/{petId}`.
+    route: Option<String>,
+    /// The operation's `operationId`, when the document declares one.
+    operation_id: Option<String>,
+    /// Values of the template's parameters, in template order.
+    path_params: Vec<Header>,
+}
+
+fn match_operation(mock: &Mock, method: &str, path: &str) -> MatchedOperation {
     let Ok(method) = Method::from_bytes(method.as_bytes()) else {
-        return (None, Vec::new());
+        return MatchedOperation::default();
     };
     let Some(operation) = mock.find_operation(&method, path) else {
-        return (None, Vec::new());
+        return MatchedOperation::default();
     };
     let (method, template) = mock.operation_route(operation);
-    let parameters = path_parameters(template, path);
-    (Some(format!("{method} {template}")), parameters)
+    MatchedOperation {
+        route: Some(format!("{method} {template}")),
+        operation_id: mock.operation_id(operation).map(str::to_owned),
+        path_params: path_parameters(template, path),
+    }
 }
 
 /// Extracts the values of `{name}` segments of `template` from `path`. A segment may have a

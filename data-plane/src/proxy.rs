@@ -1,66 +1,27 @@
-//! Forwarding to a real API per deployment, read from `config_json.proxy`:
-//!
-//! ```json
-//! {"proxy": {"upstream": "https://api.example.com/v1", "mode": "unmatched"}}
-//! ```
-//!
-//! `mode` `all` forwards every request; `unmatched` (the default) forwards only requests that no
-//! operation of the document matches. `operations` forwards only the operations listed in
-//! `"operations": ["getPet", ...]` by `operationId` and mocks the rest. A list without `mode`
-//! selects this mode. The path below the deployment is appended to the upstream's path. Upstreams that resolve to loopback, private, link-local or other non-public
-//! addresses are rejected unless `EdgeConfig::allow_private_upstreams` is set.
+//! Forwarding to a real API per deployment at request time. The `config_json.proxy` setting is
+//! parsed and checked by [`mockforge_snapshot::settings`], which the control plane also uses.
+//! Upstreams that resolve to loopback, private, link-local or other non-public addresses are
+//! rejected unless `EdgeConfig::allow_private_upstreams` is set.
 
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Deref;
 
 use http::Method;
 use mockforge_engine::Mock;
-use serde_json::Value;
 
-use crate::operations::OperationFilter;
+pub use mockforge_snapshot::settings::{ProxyMode, ProxySettings};
 
-/// Forwarding mode: every request, only those that no operation matches, or only the listed
-/// operations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyMode {
-    All,
-    Unmatched,
-    Operations,
-}
-
-/// A deployment's upstream settings.
+/// A deployment's upstream settings, with the forwarding decisions. It dereferences to the
+/// parsed [`ProxySettings`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyConfig {
-    /// True for `https` upstreams.
-    pub tls: bool,
-    /// Host name or IP address, without brackets for IPv6.
-    pub host: String,
-    pub port: u16,
-    /// Path prefix of the upstream URL, without a trailing slash (empty for none).
-    pub base_path: String,
-    pub mode: ProxyMode,
-    /// The forwarded operations; set exactly when `mode` is [`ProxyMode::Operations`].
-    pub operations: Option<OperationFilter>,
+    settings: ProxySettings,
 }
 
 impl ProxyConfig {
-    /// Parses `config.proxy`. Returns `Ok(None)` when the key is absent or null.
-    pub fn from_config(config: &Value) -> Result<Option<ProxyConfig>, String> {
-        let Some(proxy) = config.get("proxy").filter(|value| !value.is_null()) else {
-            return Ok(None);
-        };
-        parse(proxy).map(Some).map_err(|problem| {
-            format!("the proxy configuration is invalid: /config_json/proxy{problem}")
-        })
-    }
-
-    /// Checks the `operations` list against the compiled document.
-    pub fn resolve_operations(&mut self, mock: &Mock) -> Result<(), String> {
-        match &mut self.operations {
-            Some(filter) => filter.resolve(mock).map_err(|problem| {
-                format!("the proxy configuration is invalid: /config_json/proxy{problem}")
-            }),
-            None => Ok(()),
-        }
+    /// Wraps settings whose `operations` list is resolved against the deployment's mock.
+    pub fn new(settings: ProxySettings) -> ProxyConfig {
+        ProxyConfig { settings }
     }
 
     /// Returns true when a request with this method and path below the deployment goes to the
@@ -105,6 +66,14 @@ impl ProxyConfig {
     }
 }
 
+impl Deref for ProxyConfig {
+    type Target = ProxySettings;
+
+    fn deref(&self) -> &ProxySettings {
+        &self.settings
+    }
+}
+
 /// Returns true for addresses on the public internet: not loopback, private, link-local,
 /// shared (100.64/10), unspecified, multicast, documentation or unique-local.
 pub fn is_public(ip: IpAddr) -> bool {
@@ -135,172 +104,9 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-fn parse(proxy: &Value) -> Result<ProxyConfig, String> {
-    let Value::Object(object) = proxy else {
-        return Err(format!(": must be an object, not {proxy}"));
-    };
-    for key in object.keys() {
-        if !matches!(key.as_str(), "upstream" | "mode" | "operations") {
-            return Err(format!(
-                "/{key}: unknown key; expected upstream, mode or operations"
-            ));
-        }
-    }
-    let operations = match object.get("operations") {
-        None | Some(Value::Null) => None,
-        Some(value) => Some(OperationFilter::parse(value)?),
-    };
-    let mode = match object.get("mode") {
-        None | Some(Value::Null) if operations.is_some() => ProxyMode::Operations,
-        None | Some(Value::Null) => ProxyMode::Unmatched,
-        Some(Value::String(mode)) if mode == "unmatched" => ProxyMode::Unmatched,
-        Some(Value::String(mode)) if mode == "all" => ProxyMode::All,
-        Some(Value::String(mode)) if mode == "operations" => ProxyMode::Operations,
-        Some(other) => {
-            return Err(format!(
-                "/mode: must be \"unmatched\", \"all\" or \"operations\", not {other}"
-            ))
-        }
-    };
-    match (mode, &operations) {
-        (ProxyMode::Operations, None) => {
-            return Err(
-                "/operations: missing; mode \"operations\" needs a list of operationIds".to_owned(),
-            )
-        }
-        (ProxyMode::All | ProxyMode::Unmatched, Some(_)) => {
-            return Err(
-                "/operations: only mode \"operations\" takes a list; remove mode or set it to \"operations\""
-                    .to_owned(),
-            )
-        }
-        _ => {}
-    }
-    let Some(Value::String(upstream)) = object.get("upstream") else {
-        return Err("/upstream: missing; set an http:// or https:// URL".to_owned());
-    };
-    let mut config = parse_url(upstream, mode).map_err(|problem| format!("/upstream: {problem}"))?;
-    config.operations = operations;
-    Ok(config)
-}
-
-/// Parses `http[s]://host[:port][/path]`. Query strings, fragments and credentials are rejected.
-fn parse_url(url: &str, mode: ProxyMode) -> Result<ProxyConfig, String> {
-    let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {
-        (true, rest)
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        (false, rest)
-    } else {
-        return Err(format!("{url:?} must start with http:// or https://"));
-    };
-    if rest.contains(['?', '#', '@']) {
-        return Err(format!(
-            "{url:?} must not contain a query, fragment or credentials"
-        ));
-    }
-    let (authority, path) = match rest.find('/') {
-        Some(slash) => rest.split_at(slash),
-        None => (rest, ""),
-    };
-    let default_port = if tls { 443 } else { 80 };
-    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-        let (host, after) = bracketed
-            .split_once(']')
-            .ok_or_else(|| format!("{url:?} has an unclosed IPv6 address"))?;
-        let port = match after.strip_prefix(':') {
-            Some(port) => parse_port(port, url)?,
-            None if after.is_empty() => default_port,
-            None => return Err(format!("{url:?} has an invalid authority")),
-        };
-        (host, port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (host, parse_port(port, url)?),
-            None => (authority, default_port),
-        }
-    };
-    if host.is_empty() {
-        return Err(format!("{url:?} has no host"));
-    }
-    Ok(ProxyConfig {
-        tls,
-        host: host.to_owned(),
-        port,
-        base_path: path.trim_end_matches('/').to_owned(),
-        mode,
-        operations: None,
-    })
-}
-
-fn parse_port(port: &str, url: &str) -> Result<u16, String> {
-    port.parse()
-        .map_err(|_| format!("{url:?} has an invalid port {port:?}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn parse_proxy(proxy: Value) -> Result<Option<ProxyConfig>, String> {
-        ProxyConfig::from_config(&json!({ "proxy": proxy }))
-    }
-
-    #[test]
-    fn upstream_url_parses() {
-        let config = parse_proxy(json!({"upstream": "https://api.example.com/v1/", "mode": "all"}))
-            .unwrap()
-            .unwrap();
-        assert!(config.tls);
-        assert_eq!(config.host, "api.example.com");
-        assert_eq!(config.port, 443);
-        assert_eq!(config.base_path, "/v1");
-        assert_eq!(config.mode, ProxyMode::All);
-
-        let config = parse_proxy(json!({"upstream": "http://[::1]:8081"}))
-            .unwrap()
-            .unwrap();
-        assert!(!config.tls);
-        assert_eq!(config.host, "::1");
-        assert_eq!(config.port, 8081);
-        assert_eq!(config.base_path, "");
-        assert_eq!(config.mode, ProxyMode::Unmatched);
-
-        let config = parse_proxy(json!({"upstream": "http://x", "operations": ["getPet"]}))
-            .unwrap()
-            .unwrap();
-        assert_eq!(config.mode, ProxyMode::Operations);
-        let ids = config.operations.as_ref().map(OperationFilter::ids);
-        assert_eq!(ids, Some(&["getPet".to_owned()][..]));
-    }
-
-    #[test]
-    fn invalid_proxy_configs_name_the_problem() {
-        let cases = [
-            (json!("https://x"), "/config_json/proxy: must be an object"),
-            (json!({}), "/config_json/proxy/upstream: missing"),
-            (json!({"upstream": "ftp://x"}), "must start with http://"),
-            (json!({"upstream": "https://x?y=1"}), "must not contain a query"),
-            (json!({"upstream": "https://x:port"}), "invalid port"),
-            (json!({"upstream": "https://x", "mode": "some"}), "/config_json/proxy/mode"),
-            (
-                json!({"upstream": "https://x", "mode": "operations"}),
-                "/config_json/proxy/operations: missing",
-            ),
-            (
-                json!({"upstream": "https://x", "mode": "all", "operations": ["getPet"]}),
-                "/config_json/proxy/operations: only mode \"operations\"",
-            ),
-            (
-                json!({"upstream": "https://x", "operations": "getPet"}),
-                "/config_json/proxy/operations: must be an array",
-            ),
-        ];
-        for (proxy, expected) in cases {
-            let error = parse_proxy(proxy.clone()).unwrap_err();
-            assert!(error.contains(expected), "{proxy}: {error}");
-        }
-    }
 
     #[test]
     fn non_public_addresses_are_detected() {

@@ -441,7 +441,10 @@ impl ProxyHttp for EdgeProxy {
         let concurrent = guard.count;
         ctx.in_flight = Some(guard);
         let request_id = handler::request_id(session.req_header());
-        let span = tracing::info_span!(
+        // The span is at debug level because an enabled span costs about 2 µs per request with
+        // the fmt subscriber (BENCHMARKS.md). Warnings on the request path name the request id
+        // themselves.
+        let span = tracing::debug_span!(
             "request",
             request_id = %request_id,
             org = tracing::field::Empty,
@@ -481,7 +484,12 @@ impl ProxyHttp for EdgeProxy {
         let edge_error = if let (Some(upstream), pingora::ErrorSource::Upstream) =
             (&ctx.upstream, error.esource())
         {
-            tracing::warn!(upstream = %upstream.config.display_url(), %error, "the upstream failed");
+            tracing::warn!(
+                request_id = ctx.request_id.as_deref().unwrap_or("-"),
+                upstream = %upstream.config.display_url(),
+                %error,
+                "the upstream failed"
+            );
             EdgeError::UpstreamFailed {
                 upstream: upstream.config.display_url(),
                 reason: error.etype().as_str().to_owned(),
@@ -492,7 +500,11 @@ impl ProxyHttp for EdgeProxy {
                 error.etype().as_str()
             ))
         } else {
-            tracing::error!(%error, "failed to respond to a request");
+            tracing::error!(
+                request_id = ctx.request_id.as_deref().unwrap_or("-"),
+                %error,
+                "failed to respond to a request"
+            );
             EdgeError::Internal("the edge failed to respond to the request".to_owned())
         };
         let mut response = error_response(&edge_error);
@@ -640,6 +652,9 @@ impl EdgeProxy {
         if let Some(proxy) = served.proxy.clone() {
             let path = handler::deployment_path(session.req_header(), &config.base_domain);
             if proxy.forwards(&served.mock, &session.req_header().method, path) {
+                if let Some(ended) = self.inject_chaos(session, ctx, &served, quota, true).await {
+                    return ended;
+                }
                 return self
                     .start_forwarding(session, ctx, proxy, quota, max_body)
                     .await;
@@ -648,35 +663,8 @@ impl EdgeProxy {
         let Some(body) = self.read_body(session, ctx, max_body).await? else {
             return Ok(());
         };
-
-        let path = handler::deployment_path(session.req_header(), &config.base_domain);
-        let chaos = served
-            .chaos
-            .as_ref()
-            .filter(|chaos| chaos.applies_to(&served.mock, &session.req_header().method, path));
-        if let Some(chaos) = chaos {
-            let plan = chaos.plan(&mut rand::thread_rng());
-            if let Some(delay) = plan.delay {
-                tokio::time::sleep(delay).await;
-            }
-            match plan.outcome {
-                ChaosOutcome::Pass => {}
-                ChaosOutcome::Error(status) => {
-                    let error = EdgeError::ChaosInjected { status };
-                    return self.respond_error(session, ctx, &error, quota).await;
-                }
-                ChaosOutcome::Fault(kind) => {
-                    if kind == FaultKind::Reset {
-                        crate::connections::reset_on_close(session);
-                    }
-                    ctx.fault_injected = true;
-                    session.set_keepalive(None);
-                    return Err(pingora::Error::explain(
-                        pingora::ErrorType::ConnectionClosed,
-                        format!("chaos testing injected a {kind:?} fault"),
-                    ));
-                }
-            }
+        if let Some(ended) = self.inject_chaos(session, ctx, &served, quota, false).await {
+            return ended;
         }
 
         let mut response = match snapshot.plugin_chain(&served.id) {
@@ -700,6 +688,50 @@ impl EdgeProxy {
         };
         self.finish_response(ctx, &mut response, quota);
         write_response(session, response).await
+    }
+
+    /// Applies the deployment's chaos settings: waits the injected latency, then answers with
+    /// an injected error or drops the connection. Returns `None` when the request goes on to
+    /// the mock or the upstream, else the result that ends it. A forwarded request's body is
+    /// still unread, so an injected error closes its connection (`body_unread`).
+    async fn inject_chaos(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        served: &ServedDeployment,
+        quota: Option<Quota>,
+        body_unread: bool,
+    ) -> Option<pingora::Result<()>> {
+        let path = handler::deployment_path(session.req_header(), &self.shared.config.base_domain);
+        let chaos = served
+            .chaos
+            .as_ref()
+            .filter(|chaos| chaos.applies_to(&served.mock, &session.req_header().method, path))?;
+        let plan = chaos.plan(&mut rand::thread_rng());
+        if let Some(delay) = plan.delay {
+            tokio::time::sleep(delay).await;
+        }
+        match plan.outcome {
+            ChaosOutcome::Pass => None,
+            ChaosOutcome::Error(status) => {
+                if body_unread {
+                    session.set_keepalive(None);
+                }
+                let error = EdgeError::ChaosInjected { status };
+                Some(self.respond_error(session, ctx, &error, quota).await)
+            }
+            ChaosOutcome::Fault(kind) => {
+                if kind == FaultKind::Reset {
+                    crate::connections::reset_on_close(session);
+                }
+                ctx.fault_injected = true;
+                session.set_keepalive(None);
+                Some(Err(pingora::Error::explain(
+                    pingora::ErrorType::ConnectionClosed,
+                    format!("chaos testing injected a {kind:?} fault"),
+                )))
+            }
+        }
     }
 
     /// Resolves the upstream of a forwarded request and stores it in `ctx`, or responds 502
@@ -738,7 +770,12 @@ impl EdgeProxy {
                 Ok(())
             }
             Err(reason) => {
-                tracing::warn!(upstream = %proxy.display_url(), %reason, "cannot forward a request");
+                tracing::warn!(
+                    request_id = ctx.request_id.as_deref().unwrap_or("-"),
+                    upstream = %proxy.display_url(),
+                    %reason,
+                    "cannot forward a request"
+                );
                 let error = EdgeError::UpstreamFailed {
                     upstream: proxy.display_url(),
                     reason,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mockforge_engine::{Diagnostic, Mock, MockOptions};
+use mockforge_snapshot::settings::{self, ChaosSettings, ProxySettings};
 use mockforge_snapshot::{
     ApplyOutcome, ApplyReport, DeploymentRecord, FeedError, SnapshotDelta, SnapshotFeed,
 };
@@ -445,36 +446,33 @@ struct EdgeSettings {
     proxy: Option<Arc<ProxyConfig>>,
 }
 
-impl EdgeSettings {
-    /// Checks the `operations` lists against the compiled document, which fails the deployment
-    /// when one names an unknown operation.
-    fn resolve_operations(&mut self, mock: &Mock) -> Result<(), String> {
-        if let Some(chaos) = &mut self.chaos {
-            Arc::make_mut(chaos).resolve_operations(mock)?;
-        }
-        if let Some(proxy) = &mut self.proxy {
-            Arc::make_mut(proxy).resolve_operations(mock)?;
-        }
-        Ok(())
+/// Checks the `operations` lists against the compiled document, which fails the deployment when
+/// one names an unknown operation, and returns the settings the edge serves with.
+fn edge_settings(
+    mock: &Mock,
+    mut chaos: Option<ChaosSettings>,
+    mut proxy: Option<ProxySettings>,
+) -> Result<EdgeSettings, String> {
+    if let Some(chaos) = &mut chaos {
+        chaos.resolve_operations(mock)?;
     }
-}
-
-/// Reads the chaos and proxy settings. Invalid ones fail the deployment like an invalid
-/// document.
-fn edge_settings(config: &serde_json::Value) -> Result<EdgeSettings, String> {
+    if let Some(proxy) = &mut proxy {
+        proxy.resolve_operations(mock)?;
+    }
     Ok(EdgeSettings {
-        chaos: ChaosConfig::from_config(config)?.map(Arc::new),
-        proxy: ProxyConfig::from_config(config)?.map(Arc::new),
+        chaos: chaos.map(|chaos| Arc::new(ChaosConfig::new(chaos))),
+        proxy: proxy.map(|proxy| Arc::new(ProxyConfig::new(proxy))),
     })
 }
 
 /// Compiles one record. A panic in the engine becomes a failure, so one bad document cannot
 /// stop the sync loop.
 fn compile_record(record: &DeploymentRecord) -> CompileResult {
-    // TODO: unknown top-level keys of `config_json`, such as a misspelt `chaos`, are silently
-    // ignored here and by the control plane, so a typo turns a setting off without an error.
+    // The settings are checked before the document, as on the control plane. Invalid settings
+    // fail the deployment like an invalid document.
     let options = mock_options(&record.config)?;
-    let mut settings = edge_settings(&record.config)?;
+    let chaos = ChaosSettings::from_config(&record.config)?;
+    let proxy = ProxySettings::from_config(&record.config)?;
     let document = record.document.clone();
     let compiled = std::panic::catch_unwind(AssertUnwindSafe(|| {
         mockforge_engine::compile(&document, options)
@@ -488,7 +486,7 @@ fn compile_record(record: &DeploymentRecord) -> CompileResult {
                     "a deployment compiled with warnings"
                 );
             }
-            settings.resolve_operations(&compiled.mock)?;
+            let settings = edge_settings(&compiled.mock, chaos, proxy)?;
             Ok((compiled.mock, settings))
         }
         Ok(Err(error)) => Err(compile_failure_reason(&error)),
@@ -496,16 +494,20 @@ fn compile_record(record: &DeploymentRecord) -> CompileResult {
     }
 }
 
-/// Reads a deployment's mock options from its configuration. Invalid options fail the
-/// deployment like an invalid document.
+/// Reads a deployment's mock options from its configuration and checks that the configuration
+/// has no unknown keys, at the top level or in a `plugins` entry.
 fn mock_options(config: &serde_json::Value) -> Result<MockOptions, String> {
-    MockOptions::from_config(config).map_err(|diagnostics| {
-        let summary = format!(
-            "the deployment configuration is invalid: {} problem(s)",
-            diagnostics.len()
-        );
-        failure_reason(summary, &diagnostics)
-    })
+    let mut diagnostics = settings::unknown_keys(config);
+    match MockOptions::from_config(config) {
+        Ok(options) if diagnostics.is_empty() => return Ok(options),
+        Ok(_) => {}
+        Err(problems) => diagnostics.extend(problems),
+    }
+    let summary = format!(
+        "the deployment configuration is invalid: {} problem(s)",
+        diagnostics.len()
+    );
+    Err(failure_reason(summary, &diagnostics))
 }
 
 /// Formats a compile error with its first diagnostics, for example
@@ -583,5 +585,19 @@ mod tests {
             "{reason}"
         );
         assert!(mock_options(&serde_json::Value::Null).is_ok());
+    }
+
+    #[test]
+    fn unknown_key_is_a_failure() {
+        let config = serde_json::json!({"chaoss": {"error_rate": 0.5}, "cors_enabled": 1});
+        let reason = mock_options(&config).unwrap_err();
+        assert!(
+            reason.starts_with(
+                "the deployment configuration is invalid: 2 problem(s): /config_json/chaoss: \
+                 unknown key `chaoss`; did you mean `chaos`?"
+            ),
+            "{reason}"
+        );
+        assert!(reason.contains("; /config_json/cors_enabled: "), "{reason}");
     }
 }

@@ -12,6 +12,7 @@ use crate::mock::{
     ResponseHeader,
 };
 use crate::negotiate::{choose_status, essence};
+use crate::paging::Paging;
 use crate::router::{parse_template, RouteEntry, RoutePrecedence, Router, SegmentTemplate};
 use crate::schema::{SchemaId, SchemaLowerer};
 use crate::validate::{Location, ParameterSpec, RequestBodySpec, Style};
@@ -79,6 +80,10 @@ pub fn compile(text: &str, options: MockOptions) -> Result<Compiled, CompileErro
     warnings.extend(crate::checks::required_cycles(&mut schemas));
     warnings.extend(crate::checks::one_of_overlaps(&schemas, &one_of_nodes));
     warnings.extend(crate::checks::example_mismatches(&schemas, &example_checks));
+
+    for operation in &mut operations {
+        operation.paging = Paging::detect(&operation.parameters, &schemas);
+    }
 
     // Schemas with an example (their own or inherited) are rendered once here.
     for slot in pending {
@@ -362,6 +367,7 @@ impl<'d> Compiler<'d> {
             default_response: None,
             parameters: Vec::new(),
             request_body: None,
+            paging: Default::default(),
         });
 
         let responses_pointer = join_pointer(pointer, "responses");

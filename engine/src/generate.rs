@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Number, Value};
 
+use crate::paging::MAX_PAGE_LENGTH;
 use crate::validate::{check_value, Direction};
 use crate::schema::{merge, SchemaArena, SchemaId, SchemaNode, TypeSet};
 
@@ -58,6 +59,25 @@ pub fn generate_for(
         arena,
         direction,
         stack: Vec::new(),
+        page_length: None,
+    };
+    generator.value(schema, seed, None, 0)
+}
+
+/// Generates a response value whose collection array has `page_length` items, as far as
+/// `minItems` and `maxItems` allow. The collection is the body itself when it is an array,
+/// else the first array property of the body object.
+pub fn generate_page(
+    arena: &SchemaArena,
+    schema: SchemaId,
+    seed: u64,
+    page_length: Option<u64>,
+) -> Option<Value> {
+    let mut generator = Generator {
+        arena,
+        direction: Direction::Response,
+        stack: Vec::new(),
+        page_length,
     };
     generator.value(schema, seed, None, 0)
 }
@@ -73,6 +93,8 @@ struct Generator<'a> {
     direction: Direction,
     /// Schemas whose objects are being generated, to stop recursion.
     stack: Vec<SchemaId>,
+    /// The requested length of the collection array, until that array is generated.
+    page_length: Option<u64>,
 }
 
 /// The JSON type generated for a schema node.
@@ -373,7 +395,16 @@ impl Generator<'_> {
         }
 
         let minimum = node.min_items.unwrap_or(0);
-        let mut count = minimum.clamp(DEFAULT_ARRAY_LENGTH, MAX_ARRAY_LENGTH);
+        // The collection array is the body or a property of the body object, so at most one
+        // object is being generated around it.
+        let page_length = match self.stack.len() {
+            0 | 1 => self.page_length.take(),
+            _ => None,
+        };
+        let mut count = match page_length {
+            Some(length) => length.clamp(minimum.min(MAX_PAGE_LENGTH), MAX_PAGE_LENGTH),
+            None => minimum.clamp(DEFAULT_ARRAY_LENGTH, MAX_ARRAY_LENGTH),
+        };
         if let Some(maximum) = node.max_items {
             count = count.min(maximum);
         }

@@ -23,6 +23,7 @@ mod generate;
 mod mock;
 mod negotiate;
 mod options;
+mod paging;
 mod pattern;
 mod router;
 mod schema;

@@ -8,7 +8,8 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::Value;
 
-use crate::generate::{generate, mix};
+use crate::generate::{generate, generate_page, mix};
+use crate::paging::{PageRequest, Paging};
 use crate::negotiate::{choose_media_type, essence};
 use crate::router::{decode_component, RouteEntry, Router};
 use crate::schema::{SchemaArena, SchemaId};
@@ -110,6 +111,8 @@ pub(crate) struct Operation {
     pub default_response: Option<usize>,
     pub parameters: Vec<ParameterSpec>,
     pub request_body: Option<RequestBodySpec>,
+    /// Page-size and page-position query parameters, for generated list bodies.
+    pub paging: Paging,
 }
 
 /// One declared response of an operation.
@@ -469,15 +472,14 @@ impl Mock {
             let named = preference
                 .example
                 .and_then(|name| content.examples.iter().find(|(known, _)| known == name));
+            let page = operation.paging.request(request.query, mix(seed, media_type));
             body = match (named, content.schema, &content.body) {
                 (Some((_, example)), _, _) => example.clone(),
                 (None, Some(schema), _) if preference.dynamic => {
-                    self.generated_body(schema, mix(seed, media_type), media_type)
+                    self.generated_body(schema, page, media_type)
                 }
                 (None, _, Body::Static(bytes)) => bytes.clone(),
-                (None, _, Body::Schema(schema)) => {
-                    self.generated_body(*schema, mix(seed, media_type), media_type)
-                }
+                (None, _, Body::Schema(schema)) => self.generated_body(*schema, page, media_type),
                 (None, _, Body::Empty) => Bytes::new(),
             };
             headers.insert(header::CONTENT_TYPE, content.content_type.clone());
@@ -535,16 +537,17 @@ impl Mock {
         }
     }
 
-    /// Generates (or takes from the cache) the body for a schema and request seed.
-    fn generated_body(&self, schema: SchemaId, seed: u64, media_type: &str) -> Bytes {
-        if let Some(body) = self.generated.get(seed) {
+    /// Generates (or takes from the cache) the body for a schema and request seed. The page's
+    /// seed already contains its length, so one cache key never serves two lengths.
+    fn generated_body(&self, schema: SchemaId, page: PageRequest, media_type: &str) -> Bytes {
+        if let Some(body) = self.generated.get(page.seed) {
             return body;
         }
-        let body = match generate(&self.schemas, schema, seed) {
+        let body = match generate_page(&self.schemas, schema, page.seed, page.length) {
             Some(value) => render_value(&value, media_type, &self.schemas.root_name(schema)),
             None => Bytes::new(),
         };
-        self.generated.insert(seed, &body);
+        self.generated.insert(page.seed, &body);
         body
     }
 

@@ -1100,7 +1100,7 @@ fn is_multiple_of(number: &serde_json::Number, step: f64) -> bool {
 }
 
 /// Splits `name=value` pairs at a separator and percent-decodes them (`+` is a space).
-fn parse_pairs(text: Option<&str>, separator: char) -> Vec<(String, String)> {
+pub(crate) fn parse_pairs(text: Option<&str>, separator: char) -> Vec<(String, String)> {
     let Some(text) = text else {
         return Vec::new();
     };

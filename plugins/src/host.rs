@@ -11,9 +11,10 @@ use wasmtime::{
     StoreLimitsBuilder, Trap, UpdateDeadline,
 };
 
-use crate::bindings::{Plugin, PluginPre};
+use crate::bindings::{v0_1, v0_2};
 use crate::sandbox::{linker_for, Counters, MemoryLimiter, StoreState};
-use crate::{checksum_hex, PluginError, PluginHostConfig, Request, RequestAction, Response};
+use crate::world::{self, WorldInstance, WorldPre};
+use crate::{checksum_hex, PluginError, PluginHostConfig, Request, RequestAction, Response, WorldVersion};
 
 /// Maximum length of an error message kept from a trap, in bytes.
 const MAX_MESSAGE_BYTES: usize = 512;
@@ -93,10 +94,11 @@ impl PluginHost {
         &self.config
     }
 
-    /// Checks that `wasm` is a component that implements the plugin world, without caching it.
-    pub fn validate(&self, wasm: &[u8]) -> Result<(), PluginError> {
+    /// Checks that `wasm` is a component that implements one of the supported plugin worlds
+    /// ([`WorldVersion::SUPPORTED`]), without caching it. Returns the world it implements.
+    pub fn validate(&self, wasm: &[u8]) -> Result<WorldVersion, PluginError> {
         let component = Component::new(&self.engine, wasm).map_err(invalid)?;
-        self.pre_instantiate(&component).map(|_| ())
+        self.pre_instantiate(&component).map(|pre| pre.version())
     }
 
     /// Returns the plugin with `checksum` (`sha256:` and hex), compiling `wasm` or reading the
@@ -139,10 +141,42 @@ impl PluginHost {
         self.loaded.lock().get(checksum).and_then(Weak::upgrade)
     }
 
-    fn pre_instantiate(&self, component: &Component) -> Result<PluginPre<StoreState>, PluginError> {
-        let linker = linker_for(&self.engine, component).map_err(invalid)?;
-        let instance_pre = linker.instantiate_pre(component).map_err(invalid)?;
-        PluginPre::new(instance_pre).map_err(invalid)
+    /// Pre-instantiates `component` with the bindings of the world that its import and export
+    /// names carry. A component whose names carry no `mockforge:plugin` version gets each
+    /// supported world in turn, newest first, and keeps the first whose types match.
+    fn pre_instantiate(&self, component: &Component) -> Result<WorldPre, PluginError> {
+        if let Some(version) = world::detect(&self.engine, component)? {
+            return self.pre_instantiate_as(component, version).map_err(|error| {
+                PluginError::Invalid(truncate(format!(
+                    "the component uses the interfaces of mockforge:plugin@{} but does not implement the world {version}: {error:#}",
+                    version.version()
+                )))
+            });
+        }
+
+        let mut newest_error = None;
+        for version in WorldVersion::SUPPORTED {
+            match self.pre_instantiate_as(component, version) {
+                Ok(pre) => return Ok(pre),
+                Err(error) => {
+                    newest_error.get_or_insert(error);
+                }
+            }
+        }
+        let reason = newest_error.map(|error| format!("{error:#}")).unwrap_or_default();
+        Err(PluginError::Invalid(truncate(format!(
+            "the component does not implement a supported plugin world ({}): {reason}",
+            world::expected_worlds()
+        ))))
+    }
+
+    fn pre_instantiate_as(&self, component: &Component, version: WorldVersion) -> wasmtime::Result<WorldPre> {
+        let linker = linker_for(&self.engine, component, version)?;
+        let instance_pre = linker.instantiate_pre(component)?;
+        Ok(match version {
+            WorldVersion::V0_1_0 => WorldPre::V0_1(v0_1::PluginPre::new(instance_pre)?),
+            WorldVersion::V0_2_0 => WorldPre::V0_2(v0_2::PluginPre::new(instance_pre)?),
+        })
     }
 }
 
@@ -175,7 +209,7 @@ fn deadline_ticks(timeout: Duration, tick: Duration) -> u64 {
 /// A compiled, pre-instantiated plugin.
 pub struct LoadedPlugin {
     checksum: String,
-    pre: PluginPre<StoreState>,
+    pre: WorldPre,
     engine: Engine,
     deadline_ticks: u64,
     call_timeout: Duration,
@@ -184,13 +218,21 @@ pub struct LoadedPlugin {
 
 impl std::fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedPlugin").field("checksum", &self.checksum).finish_non_exhaustive()
+        f.debug_struct("LoadedPlugin")
+            .field("checksum", &self.checksum)
+            .field("world", &self.world())
+            .finish_non_exhaustive()
     }
 }
 
 impl LoadedPlugin {
     pub fn checksum(&self) -> &str {
         &self.checksum
+    }
+
+    /// Returns the plugin world the component implements.
+    pub fn world(&self) -> WorldVersion {
+        self.pre.version()
     }
 
     /// Attaches the plugin to one deployment with its configuration (JSON text).
@@ -202,7 +244,7 @@ impl LoadedPlugin {
         }
     }
 
-    async fn instantiate(&self, counters: &Arc<Counters>) -> Result<(Store<StoreState>, Plugin), PluginError> {
+    async fn instantiate(&self, counters: &Arc<Counters>) -> Result<(Store<StoreState>, WorldInstance), PluginError> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.memory_limit)
             .trap_on_grow_failure(true)
@@ -279,7 +321,7 @@ impl AttachedPlugin {
 pub struct PluginInstance<'a> {
     attached: &'a AttachedPlugin,
     store: Store<StoreState>,
-    instance: Plugin,
+    instance: WorldInstance,
     /// True after a call failed. A trapped instance must not run guest code again.
     failed: bool,
 }

@@ -1,5 +1,8 @@
 //! The host for MockForge plugins: WebAssembly components that implement the `plugin` world of
-//! `wit/plugin.wit` and run on the edge around a deployment's mock.
+//! `wit/plugin.wit` (`mockforge:plugin/plugin@0.2.0`) and run on the edge around a deployment's
+//! mock. Components built against the first world, `wit/v0.1.0/plugin.wit`, still load: the host
+//! detects the world a component implements (see [`WorldVersion`]) and converts the records
+//! to and from that world's types.
 //!
 //! One [`PluginHost`] owns one `wasmtime::Engine`. [`PluginHost::load`] compiles a component
 //! once (or reads the compiled artifact from the disk cache) and pre-instantiates it, so a
@@ -16,22 +19,38 @@ mod cache;
 pub mod examples;
 mod host;
 mod sandbox;
+mod world;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use host::{AttachedPlugin, LoadedPlugin, PluginHost, PluginInstance};
+pub use world::WorldVersion;
 
 mod bindings {
-    wasmtime::component::bindgen!({
-        path: "wit",
-        world: "plugin",
-        imports: { default: trappable },
-        exports: { default: async },
-    });
+    /// Bindings of the current world, `mockforge:plugin/plugin@0.2.0`.
+    pub(crate) mod v0_2 {
+        wasmtime::component::bindgen!({
+            path: "wit",
+            world: "plugin",
+            imports: { default: trappable },
+            exports: { default: async },
+        });
+    }
+
+    /// Bindings of the first world, `mockforge:plugin/plugin@0.1.0`.
+    pub(crate) mod v0_1 {
+        wasmtime::component::bindgen!({
+            path: "wit/v0.1.0",
+            world: "plugin",
+            imports: { default: trappable },
+            exports: { default: async },
+        });
+    }
 }
 
-pub use bindings::mockforge::plugin::types::{Header, Request, RequestAction, Response};
+/// The records of the current world. The host converts them for components of older worlds.
+pub use bindings::v0_2::mockforge::plugin::types::{Header, Request, RequestAction, Response};
 
 /// Default time one hook call may run: 10 ms.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(10);
@@ -76,7 +95,8 @@ impl Default for PluginHostConfig {
 /// A failure to load a plugin or to run one of its hooks.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PluginError {
-    /// The bytes are not a component, or the component does not implement the plugin world.
+    /// The bytes are not a component, or the component implements none of the supported plugin
+    /// worlds.
     #[error("invalid plugin: {0}")]
     Invalid(String),
     /// The hook ran longer than the call timeout.

@@ -17,8 +17,8 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, ComponentType, HasSelf, Linker, Lower};
 use wasmtime::{Engine, ResourceLimiter, StoreLimits};
 
-use crate::bindings::{self, mockforge::plugin::host};
-use crate::MAX_COUNTERS;
+use crate::bindings::{v0_1, v0_2};
+use crate::{WorldVersion, MAX_COUNTERS};
 
 /// Data of one store: the hook calls of one attached plugin for one request.
 pub(crate) struct StoreState {
@@ -104,13 +104,21 @@ impl Counters {
     }
 }
 
-impl host::Host for StoreState {
+impl v0_2::mockforge::plugin::host::Host for StoreState {
     fn increment_counter(&mut self, name: String) -> wasmtime::Result<u64> {
         self.counters.increment(name)
     }
 }
 
-impl bindings::mockforge::plugin::types::Host for StoreState {}
+impl v0_2::mockforge::plugin::types::Host for StoreState {}
+
+impl v0_1::mockforge::plugin::host::Host for StoreState {
+    fn increment_counter(&mut self, name: String) -> wasmtime::Result<u64> {
+        self.counters.increment(name)
+    }
+}
+
+impl v0_1::mockforge::plugin::types::Host for StoreState {}
 
 /// The `datetime` record of `wasi:clocks/wall-clock`.
 #[derive(ComponentType, Lower, Clone, Copy)]
@@ -120,11 +128,18 @@ struct Datetime {
     nanoseconds: u32,
 }
 
-/// Builds the linker for one component: the plugin world's imports, WASI random and clocks
-/// under the exact names the component imports, and traps for everything else.
-pub(crate) fn linker_for(engine: &Engine, component: &Component) -> wasmtime::Result<Linker<StoreState>> {
+/// Builds the linker for one component: the imports of the plugin world `world`, WASI random
+/// and clocks under the exact names the component imports, and traps for everything else.
+pub(crate) fn linker_for(engine: &Engine, component: &Component, world: WorldVersion) -> wasmtime::Result<Linker<StoreState>> {
     let mut linker = Linker::new(engine);
-    bindings::Plugin::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |state| state)?;
+    match world {
+        WorldVersion::V0_1_0 => {
+            v0_1::Plugin::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |state| state)?
+        }
+        WorldVersion::V0_2_0 => {
+            v0_2::Plugin::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |state| state)?
+        }
+    }
 
     let started = Instant::now();
     for (name, item) in component.component_type().imports(engine) {

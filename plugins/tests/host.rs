@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use mockforge_plugins::examples::plugin_file;
 use mockforge_plugins::{
     checksum, Header, LoadedPlugin, PluginError, PluginHost, PluginHostConfig, Request, RequestAction, Response,
+    WorldVersion,
 };
 
 fn host() -> PluginHost {
@@ -27,7 +28,8 @@ fn request(headers: &[(&str, &str)]) -> Request {
             .map(|(name, value)| Header { name: (*name).to_owned(), value: (*value).to_owned() })
             .collect(),
         body: Vec::new(),
-        operation: Some("GET /pets/{petId}".to_owned()),
+        route: Some("GET /pets/{petId}".to_owned()),
+        operation_id: Some("getPet".to_owned()),
         path_params: vec![Header { name: "petId".to_owned(), value: "1".to_owned() }],
     }
 }
@@ -202,4 +204,103 @@ async fn hostile_loop_yields_to_executor() {
     assert!(matches!(error, PluginError::Timeout { timeout_ms: 10 }), "{error:?}");
     let polls = polls.load(std::sync::atomic::Ordering::Relaxed);
     assert!(polls > 0, "another task on the same thread never ran while the plugin looped");
+}
+
+/// Returns the values of the headers named `name`.
+fn header_values<'a>(response: &'a Response, name: &str) -> Vec<&'a str> {
+    response
+        .headers
+        .iter()
+        .filter(|header| header.name == name)
+        .map(|header| header.value.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn add_header_expands_operation_placeholders() {
+    let host = host();
+    let loaded = load(&host, "add-header");
+    assert_eq!(loaded.world(), WorldVersion::V0_2_0);
+    let plugin = loaded.attach(r#"{"name": "x-operation", "value": "{operationId} at {route} {other}"}"#.to_owned());
+
+    let replaced = plugin.on_response(&request(&[]), &response("{}")).await.unwrap().expect("a new response");
+    assert_eq!(header_values(&replaced, "x-operation"), ["getPet at GET /pets/{petId} {other}"]);
+    assert_eq!(replaced.body, b"{}");
+
+    let unmatched = Request { route: None, operation_id: None, path_params: Vec::new(), ..request(&[]) };
+    let replaced = plugin.on_response(&unmatched, &response("{}")).await.unwrap().expect("a new response");
+    assert_eq!(header_values(&replaced, "x-operation"), [" at  {other}"]);
+}
+
+#[tokio::test]
+async fn add_header_filters_by_operation_id() {
+    let host = host();
+    let plugin = load(&host, "add-header").attach(r#"{"name": "x-only", "value": "yes", "operations": ["getPet"]}"#.to_owned());
+
+    let replaced = plugin.on_response(&request(&[]), &response("{}")).await.unwrap().expect("getPet gets the header");
+    assert_eq!(header_values(&replaced, "x-only"), ["yes"]);
+
+    let other = Request { operation_id: Some("listPets".to_owned()), ..request(&[]) };
+    assert!(plugin.on_response(&other, &response("{}")).await.unwrap().is_none(), "listPets is not listed");
+
+    let without_id = Request { operation_id: None, ..request(&[]) };
+    assert!(plugin.on_response(&without_id, &response("{}")).await.unwrap().is_none(), "no operationId");
+}
+
+#[tokio::test]
+async fn legacy_plugin_gets_route_as_operation() {
+    let host = host();
+    let loaded = load(&host, "legacy-pass-through");
+    assert_eq!(loaded.world(), WorldVersion::V0_1_0);
+    let plugin = loaded.attach("null".to_owned());
+    let mut instance = plugin.instantiate().await.unwrap();
+
+    let original = request(&[("accept", "application/json")]);
+    let modified = match instance.on_request(&original).await.unwrap() {
+        RequestAction::Modify(modified) => modified,
+        other => panic!("legacy-pass-through returns its request through modify, got {other:?}"),
+    };
+    assert_eq!(modified.method, "GET");
+    assert_eq!(modified.path, "/pets/1");
+    assert_eq!(modified.headers.len(), 1);
+    assert_eq!(modified.headers[0].name, "accept");
+    assert_eq!(modified.headers[0].value, "application/json");
+    assert_eq!(modified.route.as_deref(), Some("GET /pets/{petId}"));
+    assert_eq!(modified.operation_id, None, "world 0.1.0 has no operationId");
+    assert_eq!(modified.path_params.len(), 1);
+    assert_eq!(modified.path_params[0].value, "1");
+
+    let replaced = instance.on_response(&original, &response(r#"{"id": 1}"#)).await.unwrap().expect("a new response");
+    assert_eq!(replaced.status, 200);
+    assert_eq!(replaced.body, br#"{"id": 1}"#);
+    assert_eq!(header_values(&replaced, "content-type"), ["application/json"]);
+    assert_eq!(header_values(&replaced, "x-legacy-operation"), ["GET /pets/{petId}"]);
+}
+
+#[test]
+fn validate_reports_world_version() {
+    let host = host();
+    assert_eq!(host.validate(&plugin_file("pass-through")).unwrap(), WorldVersion::V0_2_0);
+    assert_eq!(host.validate(&plugin_file("legacy-pass-through")).unwrap(), WorldVersion::V0_1_0);
+}
+
+#[test]
+fn validate_rejects_other_worlds() {
+    let host = host();
+    // A component with no imports or exports: the header of a component binary, layer 1.
+    let empty_component = b"\0asm\x0d\0\x01\0".to_vec();
+    for (label, bytes) in [("wrong-world", plugin_file("wrong-world")), ("empty component", empty_component)] {
+        let error = host.validate(&bytes).expect_err(label);
+        let PluginError::Invalid(message) = &error else {
+            panic!("{label}: expected an invalid plugin error, got {error:?}");
+        };
+        assert!(
+            message.starts_with(
+                "the component does not implement a supported plugin world \
+                 (mockforge:plugin/plugin@0.2.0 or mockforge:plugin/plugin@0.1.0): "
+            ),
+            "{label}: {message}"
+        );
+        assert!(message.contains("on-request"), "{label}: {message}");
+    }
 }

@@ -8,6 +8,7 @@
 mod plans;
 mod plugins;
 mod remote;
+pub mod settings;
 mod telemetry;
 
 pub use plans::{PlanLimits, PlanTable};

@@ -1,6 +1,6 @@
 //! Plugins end to end: publish a plugin to the marketplace of `mockforge serve`, attach it to a
-//! deployment and see its effect on the hosted mock, and a hostile plugin fail only its own
-//! deployment.
+//! deployment and see its effect on the hosted mock, a hostile plugin fail only its own
+//! deployment, and both plugin world versions run while other components are rejected.
 
 use std::time::{Duration, Instant};
 
@@ -65,4 +65,54 @@ async fn published_plugins_run_on_edge() {
     let (status, headers, _) = call_mock(&server, &with_header, "/pets/1").await;
     assert_eq!(status, 200);
     assert_eq!(headers["x-from-plugin"], "hello");
+}
+
+#[tokio::test]
+async fn plugin_worlds_on_edge() {
+    let server = Server::start().await;
+    let api = customer(&server, "worlds").await;
+    publish(&api, "add-header").await;
+    publish(&api, "legacy-pass-through").await;
+
+    let current = deploy(&api, "current-world", json!([
+        { "name": "add-header", "version": "1.0.0",
+          "config": { "name": "x-operation", "value": "{operationId} {route}" } }
+    ]))
+    .await;
+    let legacy = deploy(&api, "legacy-world", json!([{ "name": "legacy-pass-through", "version": "1.0.0" }])).await;
+
+    let (status, headers, body) = call_mock(&server, &current, "/pets/1").await;
+    assert_eq!(status, 200, "{body}\n{}", server.log_text());
+    assert_eq!(headers["x-operation"], "getPet GET /pets/{petId}");
+    let (status, headers, body) = call_mock(&server, &current, "/pets").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["x-operation"], "listPets GET /pets");
+
+    let (status, headers, body) = call_mock(&server, &legacy, "/pets/1").await;
+    assert_eq!(status, 200, "{body}\n{}", server.log_text());
+    assert_eq!(headers["x-legacy-operation"], "GET /pets/{petId}");
+    let pet: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(pet, json!({"id": 1, "name": "Rex", "tag": "dog"}));
+
+    let form = Form::new()
+        .text("name", "wrong-world")
+        .text("version", "1.0.0")
+        .text("category", "testing")
+        .part("wasm_file", Part::bytes(plugin_file("wrong-world")).file_name("wrong-world.wasm"));
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/plugins/publish", api.base))
+        .bearer_auth(api.token.as_deref().unwrap())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "VALIDATION_ERROR", "{body}");
+    assert_eq!(body["details"]["field"], "wasm_file", "{body}");
+    let message = body["error"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("(mockforge:plugin/plugin@0.2.0 or mockforge:plugin/plugin@0.1.0): no export `on-request` found"),
+        "{body}"
+    );
 }

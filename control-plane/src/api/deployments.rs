@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use mockforge_engine::{Diagnostic, MockOptions};
+use mockforge_snapshot::settings::DeploymentSettings;
 use mockforge_snapshot::PlanTable;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -55,7 +55,8 @@ pub struct CreateRequest {
     openapi_spec_url: Option<String>,
     #[schema(schema_with = super::openapi::schemas::inline_document_schema)]
     openapi_spec: Option<Value>,
-    /// Mock options, an object.
+    /// Deployment settings, an object: mock options, `chaos`, `proxy` and `plugins`. An unknown
+    /// key or an invalid value is a 400 `INVALID_CONFIG` error.
     #[schema(value_type = Option<Object>)]
     config_json: Option<Value>,
     /// A marketplace template, `name@version`, whose settings `config_json` overrides.
@@ -117,11 +118,6 @@ fn summary_json(state: &AppState, d: &Deployment) -> Value {
         "url": state.config.deployment_url(&d.org_slug, &d.slug),
         "created_at": d.created_at,
     })
-}
-
-/// Reads the mock options from `config_json`.
-fn mock_options(config: &Value) -> Result<MockOptions, Vec<Diagnostic>> {
-    MockOptions::from_config(config)
 }
 
 /// Returns the document text from exactly one of `openapi_spec_url` and `openapi_spec`.
@@ -266,7 +262,7 @@ fn validate_create(request: &CreateRequest) -> ApiResult<ValidCreate> {
     request_body(content = CreateRequest),
     responses(
         (status = 201, description = "The deployment, with status `deploying` until an edge serves it", body = DeploymentDetail),
-        (status = 400, description = "Invalid input, or the document does not compile (`VALIDATION_ERROR`, `INVALID_JSON`, `INVALID_OPENAPI_DOCUMENT`, `INVALID_CONFIG`, `DOCUMENT_FETCH_FAILED`, `ADDRESS_NOT_ALLOWED`, `DOCUMENT_TOO_LARGE`)", body = ErrorBody),
+        (status = 400, description = "Invalid input, the document does not compile, or `config_json` has an unknown key, an invalid value or an unknown operationId (`VALIDATION_ERROR`, `INVALID_JSON`, `INVALID_OPENAPI_DOCUMENT`, `INVALID_CONFIG`, `DOCUMENT_FETCH_FAILED`, `ADDRESS_NOT_ALLOWED`, `DOCUMENT_TOO_LARGE`)", body = ErrorBody),
         (status = 403, description = "The API token lacks the `write` scope (`INSUFFICIENT_SCOPE`), or the plan allows no more deployments (`PLAN_LIMIT_EXCEEDED`)", body = ErrorBody),
         (status = 409, description = "The slug is taken in the organization (`CONFLICT`)", body = ErrorBody),
         (status = 413, description = "The body exceeds 32 MiB (`PAYLOAD_TOO_LARGE`)", body = ErrorBody),
@@ -282,8 +278,11 @@ pub async fn create(
     caller.require(Scope::Write)?;
     let mut valid = validate_create(&request)?;
     valid.config = super::marketplace::apply_template(&state, request.template.as_deref(), valid.config).await?;
+    // The settings after the template merge are checked here, and their operation lists once the
+    // document compiles.
+    let mut settings =
+        DeploymentSettings::from_config(&valid.config).map_err(|problems| ApiError::InvalidConfig { problems })?;
     super::marketplace::pin_plugins(&state, &mut valid.config).await?;
-    let options = mock_options(&valid.config).map_err(|problems| ApiError::InvalidConfig { problems })?;
 
     // Cheap checks first, so a request that cannot succeed does not fetch or compile anything.
     // The store repeats both inside its transaction.
@@ -299,11 +298,15 @@ pub async fn create(
 
     let text: Arc<str> = Arc::from(document_text(&state, &valid.source).await?);
     let compile_input = Arc::clone(&text);
+    let options = settings.options.clone();
     let compiled = tokio::task::spawn_blocking(move || mockforge_engine::compile(&compile_input, options))
         .await
         .map_err(|error| ApiError::Internal(anyhow::Error::new(error).context("the compile task failed")))?;
     let warnings = match compiled {
-        Ok(compiled) => compiled.warnings,
+        Ok(compiled) => {
+            settings.resolve_operations(&compiled.mock).map_err(|problems| ApiError::InvalidConfig { problems })?;
+            compiled.warnings
+        }
         Err(error) => return Err(ApiError::InvalidDocument { problems: error.diagnostics }),
     };
 

@@ -298,7 +298,7 @@ pub async fn publish_plugin(State(state): State<AppState>, caller: Caller, multi
     request_body(content = PublishPackageForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, description = "The template version is published", body = Published),
-        (status = 400, description = "Invalid input (`VALIDATION_ERROR`, `INVALID_JSON`)", body = ErrorBody),
+        (status = 400, description = "Invalid input, or the settings have an unknown key or an invalid value (`VALIDATION_ERROR`, `INVALID_JSON`, `INVALID_CONFIG`)", body = ErrorBody),
         (status = 403, description = "The API token lacks the `write` scope, or another organization owns the name (`INSUFFICIENT_SCOPE`, `FORBIDDEN`)", body = ErrorBody),
         (status = 409, description = "The version is already published (`CONFLICT`)", body = ErrorBody),
         (status = 413, description = "The body exceeds the upload limit (`PAYLOAD_TOO_LARGE`)", body = ErrorBody),
@@ -405,7 +405,9 @@ fn validate_manifest(manifest: &Value, package_kind: &str) -> ApiResult<Manifest
             let Some(settings @ Value::Object(_)) = settings else {
                 return Err(ApiError::validation("manifest", "`settings` must be an object of deployment settings", None));
             };
-            if let Err(problems) = mockforge_engine::MockOptions::from_config(settings) {
+            // The operation lists need a document, so they are checked when a deployment uses
+            // the template.
+            if let Err(problems) = mockforge_snapshot::settings::DeploymentSettings::from_config(settings) {
                 return Err(ApiError::InvalidConfig { problems });
             }
         }
@@ -924,5 +926,28 @@ mod tests {
         assert!(validate_manifest(&scenario, kind::SCENARIO).is_ok());
         let bad_version = json!({"name": "s", "version": "1.0", "description": "d", "category": "c", "steps": []});
         assert!(validate_manifest(&bad_version, kind::SCENARIO).is_err());
+    }
+
+    #[test]
+    fn template_settings_are_checked() {
+        let template = |settings: Value| {
+            json!({"name": "t", "version": "1.0.0", "description": "d", "category": "c", "settings": settings})
+        };
+        let cases = [
+            (json!({"chaoss": {}}), "/config_json/chaoss"),
+            (json!({"chaos": {"error_rate": 2}}), "/config_json/chaos/error_rate"),
+            (json!({"chaos": {"fault": {"kind": "reset", "ratio": 1}}}), "/config_json/chaos/fault/ratio"),
+            (json!({"proxy": {"upstream": "ftp://x"}}), "/config_json/proxy/upstream"),
+            (json!({"plugins": [{"name": "a", "version": "1.0.0", "extra": 1}]}), "/config_json/plugins/0/extra"),
+        ];
+        for (settings, pointer) in cases {
+            match validate_manifest(&template(settings.clone()), kind::TEMPLATE) {
+                Err(ApiError::InvalidConfig { problems }) => assert_eq!(problems[0].pointer, pointer, "{settings}"),
+                Err(other) => panic!("{settings}: unexpected error {other}"),
+                Ok(_) => panic!("{settings} was accepted"),
+            }
+        }
+        let chaos = json!({"chaos": {"error_rate": 0.1, "operations": ["listPets"]}});
+        assert!(validate_manifest(&template(chaos), kind::TEMPLATE).is_ok());
     }
 }

@@ -7,6 +7,7 @@ mod accounts;
 mod admin;
 mod auth;
 mod billing;
+mod deployment_config;
 mod deployments;
 mod documents;
 mod evidence;

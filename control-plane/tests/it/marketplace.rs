@@ -26,7 +26,7 @@ async fn send_form(server: &TestServer, path: &str, token: Option<&str>, form: F
     read(request.send().await.unwrap()).await
 }
 
-async fn publish_plugin(server: &TestServer, token: &str, name: &str, version: &str, wasm: Vec<u8>) -> (StatusCode, Value) {
+pub(crate) async fn publish_plugin(server: &TestServer, token: &str, name: &str, version: &str, wasm: Vec<u8>) -> (StatusCode, Value) {
     send_form(server, "/api/v1/plugins/publish", Some(token), plugin_form(name, version, "headers", wasm)).await
 }
 
@@ -153,6 +153,19 @@ backend_tests! {
             assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
             assert_eq!(body["details"]["field"], field, "{label}: {body}");
         }
+
+        // Publishing a valid component of another world fails with a message naming the accepted worlds.
+        let (status, body) = publish_plugin(&server, &alice.token, "checked", "1.0.0", plugin_file("wrong-world")).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert_eq!(body["details"]["field"], "wasm_file", "{body}");
+        let message = body["error"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(
+                "the component does not implement a supported plugin world \
+                 (mockforge:plugin/plugin@0.2.0 or mockforge:plugin/plugin@0.1.0)"
+            ),
+            "{body}"
+        );
 
         let (status, body) = publish_plugin(&server, &alice.token, "Bad_Name", "1.0.0", good.clone()).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
@@ -291,6 +304,25 @@ backend_tests! {
             assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
             assert_eq!(body["details"]["field"], "config_json", "{label}: {body}");
         }
+    }
+
+    async fn legacy_world_plugin_publishes_and_pins(backend) {
+        let server = TestServer::start(backend, |_| {}).await;
+        let alice = server.register("alice").await;
+        let wasm = plugin_file("legacy-pass-through");
+        let (status, body) = publish_plugin(&server, &alice.token, "legacy-pass-through", "1.0.0", wasm.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "a mockforge:plugin@0.1.0 component must still publish: {body}");
+        assert_eq!(body["checksum"], mockforge_plugins::checksum(&wasm).as_str(), "{body}");
+
+        let request = json!({
+            "name": "with legacy plugin",
+            "openapi_spec": petstore(),
+            "config_json": { "plugins": [ { "name": "legacy-pass-through", "version": "1.0.0" } ] },
+        });
+        let (status, body) = server.post("/api/v1/deployments", &alice.token, &request).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let pinned = &body["config_json"]["plugins"][0];
+        assert_eq!(pinned["checksum"], mockforge_plugins::checksum(&wasm).as_str(), "{body}");
     }
 
     async fn template_publish_and_deploy(backend) {

@@ -172,6 +172,43 @@ async fn unknown_chaos_operation_fails_deployment() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_keys_fail_deployment() {
+    let mut misspelt = record("acme", "petstore", PETSTORE);
+    misspelt.config = json!({ "chaoss": { "error_rate": 1.0 } });
+    let mut unknown_fault_key = record("acme", "faulty", PETSTORE);
+    unknown_fault_key.config = json!({ "chaos": { "fault": { "kind": "reset", "probability": 1.0 } } });
+    let feed = FakeFeed::new([misspelt.clone(), unknown_fault_key.clone()]);
+    let edge = TestEdge::start(feed.clone()).await;
+
+    let ApplyOutcome::Failed { reason } = feed.outcome_for(misspelt.id).await else {
+        panic!("a deployment with an unknown top-level key was served");
+    };
+    assert!(
+        reason.starts_with(
+            "the deployment configuration is invalid: 1 problem(s): /config_json/chaoss: \
+             unknown key `chaoss`; did you mean `chaos`? The known keys are validation, "
+        ),
+        "{reason}"
+    );
+    let ApplyOutcome::Failed { reason } = feed.outcome_for(unknown_fault_key.id).await else {
+        panic!("a deployment with an unknown key in chaos.fault was served");
+    };
+    assert_eq!(
+        reason,
+        "the chaos configuration is invalid: /config_json/chaos/fault/probability: unknown key; expected kind or rate"
+    );
+    let response = edge
+        .client()
+        .get(edge.url("acme.localhost", "/petstore/pets"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_chaos_fails_deployment() {
     let broken = chaos_record(json!({"error_rate": 2}));
     let feed = FakeFeed::new([broken.clone()]);

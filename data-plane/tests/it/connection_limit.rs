@@ -104,3 +104,45 @@ async fn connection_over_limit_gets_503() {
     drop(second);
     edge.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_connection_over_limit_gets_goaway() {
+    let feed = FakeFeed::new([record("acme", "petstore", PETSTORE)]);
+    let config = EdgeConfig {
+        max_connections: 1,
+        ..test_config()
+    };
+    let edge = TestEdge::start_with(feed, config).await;
+    let first = open_served_connection(&edge).await;
+    wait_for_metric(&edge, "mockforge_edge_open_connections 1").await;
+
+    // An h2c client with prior knowledge: the preface, then an empty SETTINGS frame.
+    let mut second = TcpStream::connect(edge.addr).await.unwrap();
+    second.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    second.write_all(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]).await.unwrap();
+    let mut received = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), second.read_to_end(&mut received))
+        .await
+        .expect("the edge left an HTTP/2 connection over the limit open")
+        .expect("the HTTP/2 connection over the limit was reset instead of answered");
+
+    // The server preface: an empty SETTINGS frame on stream 0.
+    assert_eq!(received[..9], [0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
+    // Then GOAWAY (type 7) on stream 0, last stream id 0, error code REFUSED_STREAM (7).
+    let goaway = &received[9..];
+    let length = u32::from_be_bytes([0, goaway[0], goaway[1], goaway[2]]) as usize;
+    assert_eq!(goaway[3], 0x7, "frame type");
+    assert_eq!(goaway[5..9], [0, 0, 0, 0], "stream id");
+    assert_eq!(goaway[9..13], [0, 0, 0, 0], "last stream id");
+    assert_eq!(goaway[13..17], [0, 0, 0, 7], "error code");
+    assert_eq!(goaway.len(), 9 + length, "nothing follows the GOAWAY frame");
+    let debug_data = std::str::from_utf8(&goaway[17..]).unwrap();
+    assert_eq!(
+        debug_data,
+        "the edge has its maximum of 1 open connections; retry later"
+    );
+    wait_for_metric(&edge, "mockforge_edge_rejected_connections_total 1").await;
+
+    drop(first);
+    edge.shutdown().await;
+}

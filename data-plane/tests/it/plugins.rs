@@ -17,7 +17,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::support::{
-    json_body, record, shared_load, test_config, FakeFeed, FakeSink, LoadGuard, ORDERS, PETSTORE, TEST_HOSTS,
+    json_body, record, shared_load, test_config, FakeFeed, FakeSink, LoadGuard, ORDERS, PETSTORE, PETSTORE_WITH_IDS,
+    TEST_HOSTS,
 };
 
 /// Plugin files by checksum, as the control plane would serve them.
@@ -149,6 +150,59 @@ async fn example_plugins_change_responses() {
         statuses.push(response.status().as_u16());
     }
     assert_eq!(statuses, [200, 429, 200, 429]);
+
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_see_operation_id() {
+    let mut source = FakeSource::default();
+    let add_header = source.add("add-header");
+    let legacy = source.add("legacy-pass-through");
+    let echo = json!({"name": "x-operation", "value": "id={operationId};route={route}"});
+    let records = vec![
+        with_plugin("acme", "ids", PETSTORE_WITH_IDS, "add-header", &add_header, echo.clone()),
+        with_plugin("acme", "no-ids", PETSTORE, "add-header", &add_header, echo),
+        with_plugin(
+            "acme",
+            "only-get-pet",
+            PETSTORE_WITH_IDS,
+            "add-header",
+            &add_header,
+            json!({"name": "x-only", "value": "get-pet", "operations": ["getPet"]}),
+        ),
+        with_plugin("acme", "legacy", PETSTORE_WITH_IDS, "legacy-pass-through", &legacy, json!(null)),
+    ];
+    let edge = PluginEdge::start(source, records).await;
+    let client = edge.client();
+
+    let cases = [
+        ("/ids/pets/1", StatusCode::OK, "id=getPet;route=GET /pets/{petId}"),
+        ("/ids/pets", StatusCode::OK, "id=listPets;route=GET /pets"),
+        ("/ids/owners", StatusCode::NOT_FOUND, "id=;route="),
+        ("/no-ids/pets/1", StatusCode::OK, "id=;route=GET /pets/{petId}"),
+    ];
+    for (path, status, expected) in cases {
+        let response = client.get(edge.url("acme.localhost", path)).send().await.unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        assert_eq!(response.headers()["x-operation"], expected, "{path}");
+    }
+
+    let response = client.get(edge.url("acme.localhost", "/only-get-pet/pets/1")).send().await.unwrap();
+    assert_eq!(response.headers()["x-only"], "get-pet");
+    assert_eq!(json_body(response).await, json!({"id": 1, "name": "Rex"}));
+    let response = client.get(edge.url("acme.localhost", "/only-get-pet/pets")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().get("x-only").is_none(), "listPets is not listed: {:?}", response.headers());
+
+    // The 0.1.0 plugin returns the request through `modify` and reports the route it got.
+    let response = client.get(edge.url("acme.localhost", "/legacy/pets/1")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-legacy-operation"], "GET /pets/{petId}");
+    assert_eq!(json_body(response).await, json!({"id": 1, "name": "Rex"}));
+    let response = client.get(edge.url("acme.localhost", "/legacy/owners")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(response.headers()["x-legacy-operation"], "none");
 
     edge.shutdown().await;
 }

@@ -127,6 +127,38 @@ async fn mode_all_forwards_matched_routes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_applies_to_forwarded_requests() {
+    let upstream = echo_upstream().await;
+    let mut record = record("acme", "petstore", PETSTORE_WITH_IDS);
+    record.config = json!({
+        "proxy": {"upstream": format!("http://{upstream}"), "mode": "all"},
+        "chaos": {"error_rate": 1.0, "error_statuses": [503], "operations": ["getPet"]}
+    });
+    let edge = TestEdge::start_with(FakeFeed::new([record]), private_upstreams_allowed()).await;
+    let client = edge.client();
+
+    let injected = client
+        .get(edge.url("acme.localhost", "/petstore/pets/7"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(injected.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = json_body(injected).await;
+    assert_eq!(body["code"], "CHAOS_INJECTED");
+
+    let forwarded = client
+        .get(edge.url("acme.localhost", "/petstore/pets"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forwarded.status(), StatusCode::OK);
+    let text = forwarded.text().await.unwrap();
+    assert_eq!(text, format!("GET /pets HTTP/1.1|{upstream}"), "operations outside chaos reach the upstream");
+
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_upstream_is_rejected() {
     let upstream = echo_upstream().await;
     let feed = FakeFeed::new([proxied_record(json!({

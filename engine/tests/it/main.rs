@@ -8,6 +8,7 @@ mod generation;
 mod hard_cases;
 mod negotiation;
 mod options;
+mod paging;
 mod request_checks;
 mod responses;
 mod routing;

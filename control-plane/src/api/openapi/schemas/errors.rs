@@ -37,7 +37,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 400: the OpenAPI document does not compile.
     InvalidOpenapiDocument,
-    /// 400: `config_json` contains invalid mock options.
+    /// 400: `config_json` (or a template's settings) has an unknown key, an invalid value or an
+    /// `operations` list that names an operationId the document does not declare.
     InvalidConfig,
     /// 400: `openapi_spec_url` could not be fetched.
     DocumentFetchFailed,
