@@ -1,7 +1,7 @@
 use clap::Parser;
 
 /// mimalloc's per-thread heaps avoid the lock contention of glibc's malloc between the edge's
-/// worker threads; it cut the edge's CPU time per request by about 14% (BENCHMARKS.md).
+/// worker threads. It cut the edge's CPU time per request by about 14% (BENCHMARKS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

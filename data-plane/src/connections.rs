@@ -179,7 +179,7 @@ const FRAME_SETTINGS: u8 = 0x4;
 const FRAME_GOAWAY: u8 = 0x7;
 const REFUSED_STREAM: u32 = 0x7;
 
-/// The protocol a rejected client speaks, told by its first bytes.
+/// The protocol a rejected client speaks, recognised by its first bytes.
 enum Preface {
     Http2,
     Other,
@@ -207,8 +207,8 @@ async fn read_preface(stream: &mut Stream) -> Preface {
 }
 
 /// Encodes the server's connection preface (an empty SETTINGS frame) and a GOAWAY frame that
-/// refuses every stream, with `message` as its debug data. The last stream id is 0, which tells
-/// the client that no request was processed, so it may retry.
+/// refuses every stream, with `message` as its debug data. A last stream id of 0 means that no
+/// request was processed, so the client may retry.
 fn encode_http2_refusal(message: &str) -> Vec<u8> {
     let mut encoded = Vec::with_capacity(9 + 9 + 8 + message.len());
     encode_frame_header(&mut encoded, 0, FRAME_SETTINGS);

@@ -176,15 +176,17 @@ impl Edge {
     }
 
     /// Lets the edge serve deployments with plugins: `source` supplies the plugin files, and
-    /// `config` sets the sandbox limits. Call it before [`Edge::follow`]; without it a deployment
-    /// that lists plugins fails to apply. The host settings apply only until the first plugin
-    /// is loaded.
+    /// `config` sets the sandbox settings. Its call timeout and memory limit are the defaults
+    /// for plans without `plugin_call_timeout_ms` or `plugin_memory_bytes`, and the pooling
+    /// allocator is sized for the largest memory limit of `config` and the plan table. Call it
+    /// before [`Edge::follow`]; without it a deployment that lists plugins fails to apply. The
+    /// host settings apply only until the first plugin is loaded.
     pub fn enable_plugins(
         &self,
         source: Arc<dyn mockforge_snapshot::PluginSource>,
         config: mockforge_plugins::PluginHostConfig,
     ) {
-        self.shared.plugins.enable(source, config);
+        self.shared.plugins.enable(source, config, &self.shared.config.plans);
     }
 
     /// Switches to single-document mode: `mock` responds to every request, whatever its host

@@ -6,9 +6,15 @@
 //! [`PluginSource`] and compiles it once per edge (see [`attach_all`]), so the request path only
 //! instantiates the pre-compiled component, once per plugin and request. When a hook fails,
 //! only that request gets 502 `PLUGIN_FAILED`.
+//!
+//! Hook calls run under the limits of the deployment's plan: `plugin_call_timeout_ms` and
+//! `plugin_memory_bytes`, or the edge's [`PluginHostConfig`] values for a plan without them (see
+//! `EdgePlugins::call_limits`). The pooling allocator's memory slots are sized at start for the
+//! largest memory limit of the plan table, so every plan gets its own value up to 4 GiB.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
@@ -16,9 +22,9 @@ use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode};
 use mockforge_engine::{Mock, MockRequest, MockResponse};
 use mockforge_plugins::{
-    AttachedPlugin, Header, PluginError, PluginHost, Request, RequestAction, Response,
+    AttachedPlugin, CallLimits, Header, PluginError, PluginHost, Request, RequestAction, Response, MAX_MEMORY_LIMIT,
 };
-use mockforge_snapshot::{ApplyOutcome, PluginSource};
+use mockforge_snapshot::{ApplyOutcome, PlanLimits, PlanTable, PluginSource};
 use parking_lot::RwLock;
 use prometheus::{IntCounterVec, Opts, Registry};
 use uuid::Uuid;
@@ -39,6 +45,9 @@ pub struct PluginChain {
     /// The `config.plugins` value the chain was built from, to reuse the chain (and its
     /// counters) while the value does not change.
     spec: serde_json::Value,
+    /// The plan's limits the chain was built with, so a plan change rebuilds it. `None` for a
+    /// chain from [`PluginChain::from_attached`].
+    limits: Option<CallLimits>,
     plugins: Vec<NamedPlugin>,
 }
 
@@ -55,6 +64,7 @@ impl PluginChain {
     pub fn from_attached(plugins: impl IntoIterator<Item = (String, String, AttachedPlugin)>) -> PluginChain {
         PluginChain {
             spec: serde_json::Value::Null,
+            limits: None,
             plugins: plugins
                 .into_iter()
                 .map(|(name, version, attached)| NamedPlugin {
@@ -79,7 +89,10 @@ impl PluginChain {
 /// failure counter.
 pub(crate) struct EdgePlugins {
     source: RwLock<Option<Arc<dyn PluginSource>>>,
+    /// The host's settings, with the memory limit raised to the largest of the plan table.
     host_config: RwLock<PluginHostConfig>,
+    /// The limits of a plan without plugin limits: the configured host settings.
+    default_limits: RwLock<CallLimits>,
     host: OnceLock<Result<Arc<PluginHost>, String>>,
     failures: IntCounterVec,
 }
@@ -100,16 +113,49 @@ impl EdgePlugins {
         EdgePlugins {
             source: RwLock::new(None),
             host_config: RwLock::new(PluginHostConfig::default()),
+            default_limits: RwLock::new(CallLimits {
+                call_timeout: mockforge_plugins::DEFAULT_CALL_TIMEOUT,
+                memory_limit: mockforge_plugins::DEFAULT_MEMORY_LIMIT,
+            }),
             host: OnceLock::new(),
             failures,
         }
     }
 
-    /// Sets where plugin files come from and the host settings. The host settings apply only
-    /// when no plugin has been loaded yet, because the host is created once.
-    pub(crate) fn enable(&self, source: Arc<dyn PluginSource>, config: PluginHostConfig) {
+    /// Sets where plugin files come from and the host settings. `config`'s call timeout and
+    /// memory limit become the defaults of plans without plugin limits, and the host's memory
+    /// limit, the size of a pooled memory slot, becomes the largest of `config` and `plans`. The
+    /// host settings apply only when no plugin has been loaded yet, because the host is created
+    /// once.
+    pub(crate) fn enable(&self, source: Arc<dyn PluginSource>, config: PluginHostConfig, plans: &PlanTable) {
+        let defaults = CallLimits {
+            call_timeout: config.call_timeout,
+            memory_limit: config.memory_limit,
+        };
+        let host_config = PluginHostConfig {
+            memory_limit: pool_memory_limit(config.memory_limit, plans),
+            ..config
+        };
         *self.source.write() = Some(source);
-        *self.host_config.write() = config;
+        *self.default_limits.write() = defaults;
+        *self.host_config.write() = host_config;
+    }
+
+    /// Returns the limits of the plugin hook calls of a deployment whose plan has `limits`: the
+    /// plan's `plugin_call_timeout_ms` and `plugin_memory_bytes`, or the edge's default for a
+    /// key the plan omits.
+    pub(crate) fn call_limits(&self, limits: &PlanLimits) -> CallLimits {
+        let defaults = *self.default_limits.read();
+        CallLimits {
+            call_timeout: limits
+                .plugin_call_timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(defaults.call_timeout),
+            memory_limit: limits
+                .plugin_memory_bytes
+                .map(|bytes| usize::try_from(bytes).unwrap_or(usize::MAX))
+                .unwrap_or(defaults.memory_limit),
+        }
     }
 
     fn host(&self) -> Result<Arc<PluginHost>, String> {
@@ -126,6 +172,33 @@ impl EdgePlugins {
     pub(crate) fn record_failure(&self, error: &PluginError) {
         self.failures.with_label_values(&[error.kind()]).inc();
     }
+}
+
+/// Returns the memory limit of the plugin host: the largest of `configured` and every plan's
+/// `plugin_memory_bytes`, at most [`MAX_MEMORY_LIMIT`]. A larger plan value is logged as a
+/// warning, and its deployments get [`MAX_MEMORY_LIMIT`].
+///
+/// In wasmtime 48 on 64-bit hosts a pooled memory slot reserves 4 GiB of address space plus a
+/// 32 MiB guard region whatever its maximum, so a larger maximum costs no more address space.
+/// Resident memory depends on what instances touch.
+fn pool_memory_limit(configured: usize, plans: &PlanTable) -> usize {
+    let mut largest = configured.min(MAX_MEMORY_LIMIT);
+    for name in plans.names() {
+        let Some(bytes) = plans.limits(name).and_then(|limits| limits.plugin_memory_bytes) else {
+            continue;
+        };
+        let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+        if bytes > MAX_MEMORY_LIMIT {
+            tracing::warn!(
+                plan = name,
+                plugin_memory_bytes = bytes,
+                maximum = MAX_MEMORY_LIMIT,
+                "the plan's plugin_memory_bytes is above the maximum of 32-bit WebAssembly; its plugins get the maximum"
+            );
+        }
+        largest = largest.max(bytes.min(MAX_MEMORY_LIMIT));
+    }
+    largest
 }
 
 /// One entry of `config.plugins`.
@@ -155,14 +228,15 @@ pub(crate) async fn attach_all(
             Some(serde_json::Value::Array(list)) if list.is_empty() => continue,
             Some(spec) => spec,
         };
+        let limits = plugins.call_limits(&deployment.limits);
         if let Some(existing) = current
             .plugin_chain(&deployment.id)
-            .filter(|chain| &chain.spec == spec)
+            .filter(|chain| &chain.spec == spec && chain.limits == Some(limits))
         {
             chains.insert(deployment.id, existing.clone());
             continue;
         }
-        match build_chain(plugins, spec).await {
+        match build_chain(plugins, deployment, spec, limits).await {
             Ok(chain) => {
                 chains.insert(deployment.id, Arc::new(chain));
             }
@@ -192,7 +266,12 @@ pub(crate) async fn attach_all(
     chains
 }
 
-async fn build_chain(plugins: &EdgePlugins, spec: &serde_json::Value) -> Result<PluginChain, String> {
+async fn build_chain(
+    plugins: &EdgePlugins,
+    deployment: &ServedDeployment,
+    spec: &serde_json::Value,
+    limits: CallLimits,
+) -> Result<PluginChain, String> {
     let references: Vec<PluginRef> = serde_json::from_value(spec.clone()).map_err(|error| {
         format!("config.plugins must be a list of {{\"name\", \"version\", \"checksum\", \"config\"}} objects: {error}")
     })?;
@@ -226,14 +305,28 @@ async fn build_chain(plugins: &EdgePlugins, spec: &serde_json::Value) -> Result<
                     .map_err(|error| format!("failed to load plugin {label}: {error}"))?
             }
         };
+        let attached = loaded.attach_with_limits(reference.config.to_string(), limits);
+        if attached.limits() != limits {
+            tracing::warn!(
+                deployment_id = %deployment.id,
+                org = %deployment.org_slug,
+                deployment = %deployment.slug,
+                plan = %deployment.plan,
+                plugin = %label,
+                requested_memory_bytes = limits.memory_limit,
+                memory_limit_bytes = attached.limits().memory_limit,
+                "the plan's plugin memory limit is above the plugin host's maximum; applying the maximum"
+            );
+        }
         chain.push(NamedPlugin {
             name: reference.name,
             version: reference.version,
-            attached: loaded.attach(reference.config.to_string()),
+            attached,
         });
     }
     Ok(PluginChain {
         spec: spec.clone(),
+        limits: Some(limits),
         plugins: chain,
     })
 }
@@ -519,6 +612,34 @@ mod tests {
     #[test]
     fn path_parameters_skip_literal_segments() {
         assert!(path_parameters("/pets", "/pets").is_empty());
+    }
+
+    #[test]
+    fn pool_memory_limit_covers_largest_plan() {
+        let default = mockforge_plugins::DEFAULT_MEMORY_LIMIT;
+        assert_eq!(pool_memory_limit(default, &PlanTable::default()), 64 * 1024 * 1024);
+        assert_eq!(pool_memory_limit(default, &PlanTable::new(Default::default())), default);
+
+        let huge = PlanLimits { plugin_memory_bytes: Some(1 << 40), ..Default::default() };
+        let plans = PlanTable::new([("huge".to_owned(), huge)].into());
+        assert_eq!(pool_memory_limit(default, &plans), MAX_MEMORY_LIMIT);
+    }
+
+    #[test]
+    fn call_limits_default_for_omitted_keys() {
+        let plugins = EdgePlugins::new(&Registry::new());
+        let defaults = plugins.call_limits(&PlanLimits::default());
+        assert_eq!(defaults.call_timeout, mockforge_plugins::DEFAULT_CALL_TIMEOUT);
+        assert_eq!(defaults.memory_limit, mockforge_plugins::DEFAULT_MEMORY_LIMIT);
+
+        let plan = PlanLimits {
+            plugin_call_timeout_ms: Some(40),
+            plugin_memory_bytes: Some(1 << 22),
+            ..Default::default()
+        };
+        let limits = plugins.call_limits(&plan);
+        assert_eq!(limits.call_timeout, Duration::from_millis(40));
+        assert_eq!(limits.memory_limit, 1 << 22);
     }
 
     #[test]

@@ -690,7 +690,7 @@ impl EdgeProxy {
         write_response(session, response).await
     }
 
-    /// Applies the deployment's chaos settings: waits the injected latency, then answers with
+    /// Applies the deployment's chaos settings: waits the injected latency, then responds with
     /// an injected error or drops the connection. Returns `None` when the request goes on to
     /// the mock or the upstream, else the result that ends it. A forwarded request's body is
     /// still unread, so an injected error closes its connection (`body_unread`).

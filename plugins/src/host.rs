@@ -14,7 +14,9 @@ use wasmtime::{
 use crate::bindings::{v0_1, v0_2};
 use crate::sandbox::{linker_for, Counters, MemoryLimiter, StoreState};
 use crate::world::{self, WorldInstance, WorldPre};
-use crate::{checksum_hex, PluginError, PluginHostConfig, Request, RequestAction, Response, WorldVersion};
+use crate::{
+    checksum_hex, PluginError, PluginHostConfig, Request, RequestAction, Response, WorldVersion, MAX_MEMORY_LIMIT,
+};
 
 /// Maximum length of an error message kept from a trap, in bytes.
 const MAX_MESSAGE_BYTES: usize = 512;
@@ -42,7 +44,15 @@ impl std::fmt::Debug for PluginHost {
 impl PluginHost {
     /// Creates the engine and starts the epoch ticker thread, which ends when the engine and
     /// every plugin loaded into it are dropped.
+    ///
+    /// Fails when `config.memory_limit` is above [`MAX_MEMORY_LIMIT`].
     pub fn new(config: PluginHostConfig) -> Result<PluginHost, PluginError> {
+        if config.memory_limit > MAX_MEMORY_LIMIT {
+            return Err(PluginError::Host(format!(
+                "invalid memory limit of {} bytes: the maximum is {MAX_MEMORY_LIMIT} bytes (4 GiB)",
+                config.memory_limit
+            )));
+        }
         let mut pooling = PoolingAllocationConfig::default();
         pooling
             .total_component_instances(config.max_instances)
@@ -94,6 +104,15 @@ impl PluginHost {
         &self.config
     }
 
+    /// Returns the limits of plugins attached with [`LoadedPlugin::attach`]: the call timeout and
+    /// memory limit of the host's configuration.
+    pub fn default_limits(&self) -> CallLimits {
+        CallLimits {
+            call_timeout: self.config.call_timeout,
+            memory_limit: self.config.memory_limit,
+        }
+    }
+
     /// Checks that `wasm` is a component that implements one of the supported plugin worlds
     /// ([`WorldVersion::SUPPORTED`]), without caching it. Returns the world it implements.
     pub fn validate(&self, wasm: &[u8]) -> Result<WorldVersion, PluginError> {
@@ -126,9 +145,8 @@ impl PluginHost {
             checksum: checksum.to_owned(),
             pre,
             engine: self.engine.clone(),
-            deadline_ticks: deadline_ticks(self.config.call_timeout, self.config.epoch_tick),
-            call_timeout: self.config.call_timeout,
-            memory_limit: self.config.memory_limit,
+            default_limits: self.default_limits(),
+            epoch_tick: self.config.epoch_tick,
         });
         let mut loaded = self.loaded.lock();
         loaded.retain(|_, plugin| plugin.strong_count() > 0);
@@ -206,14 +224,24 @@ fn deadline_ticks(timeout: Duration, tick: Duration) -> u64 {
     (timeout.as_nanos().div_ceil(tick) as u64).max(1)
 }
 
+/// Limits of the hook calls of one attached plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimits {
+    /// Time one hook call may run before it is interrupted.
+    pub call_timeout: Duration,
+    /// Maximum linear memory of one instance, in bytes.
+    pub memory_limit: usize,
+}
+
 /// A compiled, pre-instantiated plugin.
 pub struct LoadedPlugin {
     checksum: String,
     pre: WorldPre,
     engine: Engine,
-    deadline_ticks: u64,
-    call_timeout: Duration,
-    memory_limit: usize,
+    /// The host's limits, for [`LoadedPlugin::attach`]. Their memory limit is also the size of
+    /// a pooled memory slot, the maximum of every attachment.
+    default_limits: CallLimits,
+    epoch_tick: Duration,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -235,25 +263,50 @@ impl LoadedPlugin {
         self.pre.version()
     }
 
-    /// Attaches the plugin to one deployment with its configuration (JSON text).
+    /// Attaches the plugin to one deployment with its configuration (JSON text), under the
+    /// host's limits ([`PluginHost::default_limits`]).
     pub fn attach(self: &Arc<Self>, config_json: String) -> AttachedPlugin {
+        self.attach_with_limits(config_json, self.default_limits)
+    }
+
+    /// Attaches the plugin to one deployment with its configuration (JSON text) and its own
+    /// limits, so attachments of one loaded plugin can run under different limits. A memory limit
+    /// above the host's is lowered to the host's, because that is the size of a pooled memory
+    /// slot. [`AttachedPlugin::limits`] returns the limits that apply.
+    pub fn attach_with_limits(self: &Arc<Self>, config_json: String, limits: CallLimits) -> AttachedPlugin {
+        let limits = CallLimits {
+            call_timeout: limits.call_timeout,
+            memory_limit: limits.memory_limit.min(self.max_memory_limit()),
+        };
         AttachedPlugin {
             plugin: self.clone(),
             config_json,
             counters: Arc::new(Counters::default()),
+            limits,
+            deadline_ticks: deadline_ticks(limits.call_timeout, self.epoch_tick),
         }
     }
 
-    async fn instantiate(&self, counters: &Arc<Counters>) -> Result<(Store<StoreState>, WorldInstance), PluginError> {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.memory_limit)
+    /// Returns the largest memory limit an attachment can get: the host's memory limit.
+    pub fn max_memory_limit(&self) -> usize {
+        self.default_limits.memory_limit
+    }
+
+    async fn instantiate(
+        &self,
+        counters: &Arc<Counters>,
+        limits: CallLimits,
+        deadline_ticks: u64,
+    ) -> Result<(Store<StoreState>, WorldInstance), PluginError> {
+        let store_limits = StoreLimitsBuilder::new()
+            .memory_size(limits.memory_limit)
             .trap_on_grow_failure(true)
             .build();
         let state = StoreState {
-            limits: MemoryLimiter::new(limits),
+            limits: MemoryLimiter::new(store_limits),
             counters: counters.clone(),
-            max_random_bytes: self.memory_limit as u64,
-            remaining_ticks: self.deadline_ticks,
+            max_random_bytes: limits.memory_limit as u64,
+            remaining_ticks: deadline_ticks,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
@@ -261,30 +314,33 @@ impl LoadedPlugin {
         store.epoch_deadline_callback(yield_or_interrupt);
         match self.pre.instantiate_async(&mut store).await {
             Ok(plugin) => Ok((store, plugin)),
-            Err(error) => Err(self.call_error(error, &store)),
-        }
-    }
-
-    /// Classifies the error of a call or an instantiation in `store`.
-    fn call_error(&self, error: wasmtime::Error, store: &Store<StoreState>) -> PluginError {
-        match error.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => PluginError::Timeout {
-                timeout_ms: self.call_timeout.as_millis() as u64,
-            },
-            _ if store.data().limits.exhausted => PluginError::OutOfMemory {
-                limit_bytes: self.memory_limit,
-            },
-            Some(_) | None => PluginError::Trap(truncate(format!("{error:#}"))),
+            Err(error) => Err(call_error(error, &store, limits)),
         }
     }
 }
 
-/// A loaded plugin attached to one deployment: its configuration and its counters.
+/// Classifies the error of a call or an instantiation in `store`, which ran under `limits`.
+fn call_error(error: wasmtime::Error, store: &Store<StoreState>, limits: CallLimits) -> PluginError {
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => PluginError::Timeout {
+            timeout_ms: limits.call_timeout.as_millis() as u64,
+        },
+        _ if store.data().limits.exhausted => PluginError::OutOfMemory {
+            limit_bytes: limits.memory_limit,
+        },
+        Some(_) | None => PluginError::Trap(truncate(format!("{error:#}"))),
+    }
+}
+
+/// A loaded plugin attached to one deployment: its configuration, its counters and its limits.
 #[derive(Debug, Clone)]
 pub struct AttachedPlugin {
     plugin: Arc<LoadedPlugin>,
     config_json: String,
     counters: Arc<Counters>,
+    limits: CallLimits,
+    /// Epoch ticks of one hook call, from `limits.call_timeout`.
+    deadline_ticks: u64,
 }
 
 impl AttachedPlugin {
@@ -292,10 +348,18 @@ impl AttachedPlugin {
         &self.plugin
     }
 
+    /// Returns the limits the hook calls of this attachment run under.
+    pub fn limits(&self) -> CallLimits {
+        self.limits
+    }
+
     /// Instantiates the plugin for the hooks of one request. Use the instance for that request
     /// only and drop it afterwards, so no state reaches another request.
     pub async fn instantiate(&self) -> Result<PluginInstance<'_>, PluginError> {
-        let (store, instance) = self.plugin.instantiate(&self.counters).await?;
+        let (store, instance) = self
+            .plugin
+            .instantiate(&self.counters, self.limits, self.deadline_ticks)
+            .await?;
         Ok(PluginInstance {
             attached: self,
             store,
@@ -344,7 +408,7 @@ impl PluginInstance<'_> {
             .instance
             .call_on_request(&mut self.store, request, config)
             .await
-            .map_err(|error| self.attached.plugin.call_error(error, &self.store))?;
+            .map_err(|error| call_error(error, &self.store, self.attached.limits))?;
         self.failed = false;
         match &action {
             RequestAction::Continue => {}
@@ -362,7 +426,7 @@ impl PluginInstance<'_> {
             .instance
             .call_on_response(&mut self.store, request, response, config)
             .await
-            .map_err(|error| self.attached.plugin.call_error(error, &self.store))?;
+            .map_err(|error| call_error(error, &self.store, self.attached.limits))?;
         self.failed = false;
         if let Some(response) = &replaced {
             check_response(response)?;
@@ -379,7 +443,7 @@ impl PluginInstance<'_> {
             ));
         }
         self.failed = true;
-        self.store.data_mut().remaining_ticks = self.attached.plugin.deadline_ticks;
+        self.store.data_mut().remaining_ticks = self.attached.deadline_ticks;
         self.store.set_epoch_deadline(1);
         Ok(())
     }

@@ -8,9 +8,11 @@
 //! once (or reads the compiled artifact from the disk cache) and pre-instantiates it, so a
 //! request costs a new `Store`, one instantiation from the pooling allocator and its hook calls.
 //! [`AttachedPlugin::instantiate`] creates the instance that runs every hook of one request, in
-//! its own store with a memory limit, and each hook call gets its own epoch deadline. Hook calls
-//! are futures that yield to the async executor at every epoch tick. A trap, a
-//! timeout, an exhausted memory or a malformed result is an error value for that request only.
+//! its own store with a memory limit, and each hook call gets its own epoch deadline. Both limits
+//! belong to the attachment ([`CallLimits`]), so deployments on different plans can share one
+//! loaded plugin. Hook calls are futures that yield to the async executor at every epoch tick. A
+//! trap, a timeout, an exhausted memory or a malformed result is an error value for that request
+//! only.
 //!
 //! Plugins get no filesystem, network or environment. The host implements the WASI random and
 //! clock functions (see [`sandbox`]) and defines every other import as a function that traps.
@@ -24,7 +26,7 @@ mod world;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use host::{AttachedPlugin, LoadedPlugin, PluginHost, PluginInstance};
+pub use host::{AttachedPlugin, CallLimits, LoadedPlugin, PluginHost, PluginInstance};
 pub use world::WorldVersion;
 
 mod bindings {
@@ -60,6 +62,9 @@ pub const DEFAULT_MEMORY_LIMIT: usize = 16 * 1024 * 1024;
 /// ticks in which it ran. A call starts and resumes after a yield in the middle of a tick, so it
 /// may run for less than its timeout, by up to one tick per yield.
 pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(1);
+/// Largest memory limit a host accepts: 4 GiB, the address space of 32-bit WebAssembly. wasmtime
+/// 48 also rejects a pool whose maximum is above its memory reservation, 4 GiB on 64-bit hosts.
+pub const MAX_MEMORY_LIMIT: usize = 4 * 1024 * 1024 * 1024;
 /// Default number of plugin instances that can be alive at once on one host.
 pub const DEFAULT_MAX_INSTANCES: u32 = 128;
 /// Maximum number of counter names one attached plugin may use.
@@ -68,9 +73,13 @@ pub const MAX_COUNTERS: usize = 64;
 /// Settings of a [`PluginHost`].
 #[derive(Debug, Clone)]
 pub struct PluginHostConfig {
-    /// Time one hook call may run before it is interrupted.
+    /// Time one hook call may run before it is interrupted, for plugins attached with
+    /// [`LoadedPlugin::attach`].
     pub call_timeout: Duration,
-    /// Maximum linear memory of one instance, in bytes.
+    /// Maximum linear memory of one instance, in bytes: the size of each memory slot of the
+    /// pooling allocator, so no attachment can get more (see [`LoadedPlugin::attach_with_limits`]),
+    /// and the limit of plugins attached with [`LoadedPlugin::attach`]. At most
+    /// [`MAX_MEMORY_LIMIT`].
     pub memory_limit: usize,
     /// Interval between two epoch increments.
     pub epoch_tick: Duration,

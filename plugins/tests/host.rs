@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use mockforge_plugins::examples::plugin_file;
 use mockforge_plugins::{
-    checksum, Header, LoadedPlugin, PluginError, PluginHost, PluginHostConfig, Request, RequestAction, Response,
-    WorldVersion,
+    checksum, CallLimits, Header, LoadedPlugin, PluginError, PluginHost, PluginHostConfig, Request, RequestAction,
+    Response, WorldVersion, DEFAULT_CALL_TIMEOUT, DEFAULT_MEMORY_LIMIT, MAX_MEMORY_LIMIT,
 };
 
 fn host() -> PluginHost {
@@ -204,6 +204,74 @@ async fn hostile_loop_yields_to_executor() {
     assert!(matches!(error, PluginError::Timeout { timeout_ms: 10 }), "{error:?}");
     let polls = polls.load(std::sync::atomic::Ordering::Relaxed);
     assert!(polls > 0, "another task on the same thread never ran while the plugin looped");
+}
+
+#[tokio::test]
+async fn attachments_report_own_timeouts() {
+    let host = host();
+    let loaded = load(&host, "hostile-loop");
+    let short = loaded.attach_with_limits(
+        "null".to_owned(),
+        CallLimits { call_timeout: Duration::from_millis(5), memory_limit: DEFAULT_MEMORY_LIMIT },
+    );
+    let long = loaded.attach_with_limits(
+        "null".to_owned(),
+        CallLimits { call_timeout: Duration::from_millis(20), memory_limit: DEFAULT_MEMORY_LIMIT },
+    );
+    let default = loaded.attach("null".to_owned());
+
+    let error = short.on_request(&request(&[])).await.unwrap_err();
+    assert!(matches!(error, PluginError::Timeout { timeout_ms: 5 }), "{error:?}");
+    let error = long.on_request(&request(&[])).await.unwrap_err();
+    assert!(matches!(error, PluginError::Timeout { timeout_ms: 20 }), "{error:?}");
+    let error = default.on_request(&request(&[])).await.unwrap_err();
+    assert!(matches!(error, PluginError::Timeout { timeout_ms: 10 }), "{error:?}");
+    assert_eq!(default.limits().call_timeout, DEFAULT_CALL_TIMEOUT);
+}
+
+#[tokio::test]
+async fn attachments_report_own_memory_limits() {
+    let host = host();
+    let loaded = load(&host, "hostile-alloc");
+    let small_limit = 4 * 1024 * 1024;
+    let small = loaded.attach_with_limits(
+        "null".to_owned(),
+        CallLimits { call_timeout: DEFAULT_CALL_TIMEOUT, memory_limit: small_limit },
+    );
+    let default = loaded.attach("null".to_owned());
+
+    let error = small.on_request(&request(&[])).await.unwrap_err();
+    assert!(matches!(error, PluginError::OutOfMemory { limit_bytes } if limit_bytes == small_limit), "{error:?}");
+    let error = default.on_request(&request(&[])).await.unwrap_err();
+    assert!(
+        matches!(error, PluginError::OutOfMemory { limit_bytes } if limit_bytes == DEFAULT_MEMORY_LIMIT),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn attachment_memory_limit_capped_at_host() {
+    let host = host();
+    let loaded = load(&host, "hostile-alloc");
+    let plugin = loaded.attach_with_limits(
+        "null".to_owned(),
+        CallLimits { call_timeout: DEFAULT_CALL_TIMEOUT, memory_limit: 512 * 1024 * 1024 },
+    );
+
+    assert_eq!(plugin.limits().memory_limit, DEFAULT_MEMORY_LIMIT);
+    let error = plugin.on_request(&request(&[])).await.unwrap_err();
+    assert!(
+        matches!(error, PluginError::OutOfMemory { limit_bytes } if limit_bytes == DEFAULT_MEMORY_LIMIT),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn host_rejects_memory_limit_above_maximum() {
+    let config = PluginHostConfig { memory_limit: MAX_MEMORY_LIMIT + 1, ..PluginHostConfig::default() };
+    let error = PluginHost::new(config).unwrap_err();
+    assert!(matches!(error, PluginError::Host(_)), "{error:?}");
+    assert!(error.to_string().contains(&format!("{}", MAX_MEMORY_LIMIT + 1)), "{error}");
 }
 
 /// Returns the values of the headers named `name`.

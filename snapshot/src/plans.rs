@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Limits of one plan. `None` means no limit.
+/// Limits of one plan. `None` means no limit, except for the plugin limits, where `None` means
+/// the edge's default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlanLimits {
@@ -29,6 +30,15 @@ pub struct PlanLimits {
     /// files of its marketplace packages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_storage_bytes: Option<u64>,
+    /// Time one plugin hook call may run, in milliseconds. `None` means the edge's default call
+    /// timeout (10 ms unless the edge is configured otherwise), not unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_call_timeout_ms: Option<u64>,
+    /// Maximum linear memory of one plugin instance, in bytes. `None` means the edge's default
+    /// memory limit (16 MiB unless the edge is configured otherwise), not unlimited. Edges cap
+    /// the value at 4 GiB, the address space of 32-bit WebAssembly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_memory_bytes: Option<u64>,
 }
 
 impl PlanLimits {
@@ -41,6 +51,8 @@ impl PlanLimits {
             deployment_rps: overrides.deployment_rps.or(self.deployment_rps),
             max_request_body_bytes: overrides.max_request_body_bytes.or(self.max_request_body_bytes),
             max_storage_bytes: overrides.max_storage_bytes.or(self.max_storage_bytes),
+            plugin_call_timeout_ms: overrides.plugin_call_timeout_ms.or(self.plugin_call_timeout_ms),
+            plugin_memory_bytes: overrides.plugin_memory_bytes.or(self.plugin_memory_bytes),
         }
     }
 }
@@ -58,7 +70,8 @@ const GIB: u64 = 1024 * MIB;
 impl Default for PlanTable {
     /// The plans of MockForge Cloud: free (60 requests per minute, 3 deployments, 100 MiB of
     /// storage), pro (250,000 requests per 30 days, 20 GiB) and team (1,000,000 requests per 30
-    /// days, 100 GiB).
+    /// days, 100 GiB). Plugin hook calls get 10 ms and 16 MiB on free, 50 ms and 64 MiB on pro
+    /// and team.
     fn default() -> Self {
         let plans = BTreeMap::from([
             (
@@ -70,6 +83,8 @@ impl Default for PlanTable {
                     deployment_rps: Some(10),
                     max_request_body_bytes: Some(MIB),
                     max_storage_bytes: Some(100 * MIB),
+                    plugin_call_timeout_ms: Some(10),
+                    plugin_memory_bytes: Some(16 * MIB),
                 },
             ),
             (
@@ -81,6 +96,8 @@ impl Default for PlanTable {
                     deployment_rps: Some(100),
                     max_request_body_bytes: Some(10 * MIB),
                     max_storage_bytes: Some(20 * GIB),
+                    plugin_call_timeout_ms: Some(50),
+                    plugin_memory_bytes: Some(64 * MIB),
                 },
             ),
             (
@@ -92,6 +109,8 @@ impl Default for PlanTable {
                     deployment_rps: Some(500),
                     max_request_body_bytes: Some(25 * MIB),
                     max_storage_bytes: Some(100 * GIB),
+                    plugin_call_timeout_ms: Some(50),
+                    plugin_memory_bytes: Some(64 * MIB),
                 },
             ),
         ]);
@@ -172,5 +191,66 @@ mod tests {
         assert_eq!(merged.max_deployments, Some(10));
         assert_eq!(merged.requests_per_minute, Some(60));
         assert_eq!(merged.max_storage_bytes, Some(100 * MIB));
+    }
+
+    #[test]
+    fn default_plans_set_plugin_limits() {
+        let table = PlanTable::default();
+        let free = table.limits("free").unwrap();
+        assert_eq!(free.plugin_call_timeout_ms, Some(10));
+        assert_eq!(free.plugin_memory_bytes, Some(16 * MIB));
+        for paid in ["pro", "team"] {
+            let limits = table.limits(paid).unwrap();
+            assert_eq!(limits.plugin_call_timeout_ms, Some(50), "{paid}");
+            assert_eq!(limits.plugin_memory_bytes, Some(64 * MIB), "{paid}");
+        }
+    }
+
+    #[test]
+    fn plugin_limit_keys_parse_from_toml() {
+        let plans: BTreeMap<String, PlanLimits> = toml::from_str(
+            r#"
+            [edu]
+            requests_per_minute = 100
+            plugin_call_timeout_ms = 25
+            plugin_memory_bytes = 33554432
+
+            [minimal]
+            requests_per_minute = 10
+            "#,
+        )
+        .unwrap();
+        let edu = &plans["edu"];
+        assert_eq!(edu.plugin_call_timeout_ms, Some(25));
+        assert_eq!(edu.plugin_memory_bytes, Some(32 * MIB));
+        let minimal = &plans["minimal"];
+        assert_eq!(minimal.plugin_call_timeout_ms, None, "an omitted key means the edge's default");
+        assert_eq!(minimal.plugin_memory_bytes, None, "an omitted key means the edge's default");
+    }
+
+    #[test]
+    fn plugin_limit_keys_reject_negative() {
+        let error = toml::from_str::<PlanLimits>("plugin_call_timeout_ms = -5").unwrap_err();
+        assert!(error.to_string().contains("plugin_call_timeout_ms"), "{error}");
+    }
+
+    #[test]
+    fn omitted_plugin_limits_are_not_serialized() {
+        let json = serde_json::to_value(PlanLimits { requests_per_minute: Some(1), ..Default::default() }).unwrap();
+        assert_eq!(json, serde_json::json!({ "requests_per_minute": 1 }));
+        let json = serde_json::to_value(PlanLimits { plugin_call_timeout_ms: Some(40), ..Default::default() }).unwrap();
+        assert_eq!(json, serde_json::json!({ "plugin_call_timeout_ms": 40 }));
+    }
+
+    #[test]
+    fn override_replaces_plugin_limits() {
+        let base = PlanTable::default().limits("free").unwrap().clone();
+        let merged = base.overridden_by(&PlanLimits { plugin_call_timeout_ms: Some(40), ..Default::default() });
+        assert_eq!(merged.plugin_call_timeout_ms, Some(40));
+        assert_eq!(merged.plugin_memory_bytes, Some(16 * MIB), "a key the override omits keeps the plan's value");
+
+        let merged = base.overridden_by(&PlanLimits { plugin_memory_bytes: Some(8 * MIB), ..Default::default() });
+        assert_eq!(merged.plugin_memory_bytes, Some(8 * MIB));
+        assert_eq!(merged.plugin_call_timeout_ms, Some(10));
     }
 }

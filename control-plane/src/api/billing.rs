@@ -56,6 +56,9 @@ fn plan_limits_json(state: &AppState, plan: &str) -> Value {
         "max_request_body_bytes": limits.max_request_body_bytes,
         "max_storage_bytes": limits.max_storage_bytes,
         "storage_gb": limits.max_storage_bytes.map(crate::quota::gibibytes),
+        // `null` here means the edge's default (10 ms, 16 MiB), not unlimited.
+        "plugin_call_timeout_ms": limits.plugin_call_timeout_ms,
+        "plugin_memory_bytes": limits.plugin_memory_bytes,
         "hosted_mocks": true,
         // TODO: projects, collaborators and AI quotas are not in the plan table yet.
         "max_projects": Value::Null,

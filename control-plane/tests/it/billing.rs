@@ -105,6 +105,8 @@ backend_tests! {
         assert_eq!(body["limits"]["max_deployments"], 3);
         assert_eq!(body["limits"]["requests_per_minute"], 60);
         assert_eq!(body["limits"]["hosted_mocks"], true);
+        assert_eq!(body["limits"]["plugin_call_timeout_ms"], 10);
+        assert_eq!(body["limits"]["plugin_memory_bytes"], 16_777_216);
         assert_eq!(body["usage"]["requests"], 0);
         assert_eq!(body["usage"]["ai_tokens_used"], 0);
         let (status, body) = server.request(Method::GET, "/api/v1/billing/subscription", None, None).await;
@@ -215,6 +217,8 @@ backend_tests! {
         let end: chrono::DateTime<chrono::Utc> = body["current_period_end"].as_str().unwrap().parse().unwrap();
         assert_eq!(end.timestamp(), period_end);
         assert_eq!(body["limits"]["max_deployments"], 25);
+        assert_eq!(body["limits"]["plugin_call_timeout_ms"], 50);
+        assert_eq!(body["limits"]["plugin_memory_bytes"], 67_108_864);
         assert_eq!(body["usage"]["requests_limit"], 250_000);
 
         let failed = json!({ "id": "evt_inv_failed", "type": "invoice.payment_failed",

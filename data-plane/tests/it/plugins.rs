@@ -11,7 +11,8 @@ use mockforge_edge::{Edge, EdgeConfig};
 use mockforge_plugins::examples::plugin_file;
 use mockforge_plugins::PluginHostConfig;
 use mockforge_snapshot::{
-    ApplyOutcome, DeploymentRecord, FeedError, PluginSource, RequestLog, SnapshotFeed, TelemetrySink,
+    ApplyOutcome, DeploymentRecord, FeedError, PlanLimits, PlanTable, PluginSource, RequestLog, SnapshotFeed,
+    TelemetrySink,
 };
 use reqwest::StatusCode;
 use serde_json::json;
@@ -460,4 +461,136 @@ async fn plugin_failure_writes_error_log() {
     let passed = log_of(ids[2]);
     assert_eq!(passed.status, 200);
     assert_eq!(passed.message, None);
+}
+
+/// Builds a plan table with `free` (no plugin limits, so the edge's defaults apply) and the
+/// plans of `plans`.
+fn plans_with(plans: &[(&str, PlanLimits)]) -> PlanTable {
+    let mut table = std::collections::BTreeMap::from([("free".to_owned(), PlanLimits::default())]);
+    for (name, limits) in plans {
+        table.insert((*name).to_owned(), limits.clone());
+    }
+    PlanTable::new(table)
+}
+
+/// Builds a deployment of the petstore on `plan` that runs plugin `name`.
+fn on_plan(org: &str, slug: &str, plan: &str, name: &str, checksum: &str) -> DeploymentRecord {
+    let mut record = with_plugin(org, slug, PETSTORE, name, checksum, json!(null));
+    record.plan = plan.to_owned();
+    record
+}
+
+/// Requests `path` on `host` and returns the `details.reason` of the expected 502
+/// `PLUGIN_FAILED` response.
+async fn plugin_failure_reason(edge: &PluginEdge, host: &str, path: &str) -> String {
+    let response = edge.client().get(edge.url(host, path)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY, "{host}{path}");
+    let body = json_body(response).await;
+    assert_eq!(body["code"], "PLUGIN_FAILED", "{host}{path}: {body}");
+    assert_eq!(body["details"]["hook"], "on-request", "{host}{path}: {body}");
+    body["details"]["reason"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_call_timeouts_apply_per_org() {
+    let mut source = FakeSource::default();
+    let looping = source.add("hostile-loop");
+    let config = EdgeConfig {
+        plans: plans_with(&[
+            ("short", PlanLimits { plugin_call_timeout_ms: Some(5), ..Default::default() }),
+            ("long", PlanLimits { plugin_call_timeout_ms: Some(40), ..Default::default() }),
+        ]),
+        ..test_config()
+    };
+    let records = vec![
+        on_plan("acme", "looping", "short", "hostile-loop", &looping),
+        on_plan("globex", "looping", "long", "hostile-loop", &looping),
+    ];
+    let edge = PluginEdge::start_with(config, source, records).await;
+
+    let short = plugin_failure_reason(&edge, "acme.localhost", "/looping/pets").await;
+    assert_eq!(short, "the plugin timed out after 5 ms");
+    let long = plugin_failure_reason(&edge, "globex.localhost", "/looping/pets").await;
+    assert_eq!(long, "the plugin timed out after 40 ms");
+
+    let metrics = edge.edge.metrics_text();
+    assert!(metrics.contains("mockforge_edge_plugin_failures_total{kind=\"timeout\"} 2"), "{metrics}");
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_memory_limits_apply_per_org() {
+    let mut source = FakeSource::default();
+    let alloc = source.add("hostile-alloc");
+    let config = EdgeConfig {
+        plans: plans_with(&[("tiny", PlanLimits { plugin_memory_bytes: Some(4 * 1024 * 1024), ..Default::default() })]),
+        ..test_config()
+    };
+    let records = vec![
+        on_plan("acme", "exhausting", "tiny", "hostile-alloc", &alloc),
+        on_plan("globex", "exhausting", "free", "hostile-alloc", &alloc),
+    ];
+    let edge = PluginEdge::start_with(config, source, records).await;
+
+    let tiny = plugin_failure_reason(&edge, "acme.localhost", "/exhausting/pets").await;
+    assert_eq!(tiny, "the plugin exceeded its memory limit of 4194304 bytes");
+    let default = plugin_failure_reason(&edge, "globex.localhost", "/exhausting/pets").await;
+    assert_eq!(default, "the plugin exceeded its memory limit of 16777216 bytes", "the edge's default applies");
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_plans_set_plugin_limits() {
+    let mut source = FakeSource::default();
+    let alloc = source.add("hostile-alloc");
+    let looping = source.add("hostile-loop");
+    let config = EdgeConfig { plans: PlanTable::default(), ..test_config() };
+    let records = vec![
+        on_plan("acme", "exhausting", "pro", "hostile-alloc", &alloc),
+        on_plan("acme", "looping", "pro", "hostile-loop", &looping),
+        on_plan("globex", "exhausting", "free", "hostile-alloc", &alloc),
+        on_plan("globex", "looping", "free", "hostile-loop", &looping),
+    ];
+    let edge = PluginEdge::start_with(config, source, records).await;
+
+    // 64 MiB is above the edge's default of 16 MiB, so the pool must have been sized for it.
+    let pro = plugin_failure_reason(&edge, "acme.localhost", "/exhausting/pets").await;
+    assert_eq!(pro, "the plugin exceeded its memory limit of 67108864 bytes");
+    let pro = plugin_failure_reason(&edge, "acme.localhost", "/looping/pets").await;
+    assert_eq!(pro, "the plugin timed out after 50 ms");
+    let free = plugin_failure_reason(&edge, "globex.localhost", "/exhausting/pets").await;
+    assert_eq!(free, "the plugin exceeded its memory limit of 16777216 bytes");
+    let free = plugin_failure_reason(&edge, "globex.localhost", "/looping/pets").await;
+    assert_eq!(free, "the plugin timed out after 10 ms");
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_change_rebuilds_chain() {
+    let mut source = FakeSource::default();
+    let looping = source.add("hostile-loop");
+    let config = EdgeConfig {
+        plans: plans_with(&[
+            ("short", PlanLimits { plugin_call_timeout_ms: Some(5), ..Default::default() }),
+            ("long", PlanLimits { plugin_call_timeout_ms: Some(40), ..Default::default() }),
+        ]),
+        ..test_config()
+    };
+    let record = on_plan("acme", "looping", "short", "hostile-loop", &looping);
+    let edge = PluginEdge::start_with(config, source, vec![record.clone()]).await;
+    let before = plugin_failure_reason(&edge, "acme.localhost", "/looping/pets").await;
+    assert_eq!(before, "the plugin timed out after 5 ms");
+
+    // Only the plan changes, so `config.plugins` is the same value as before.
+    let upgraded = DeploymentRecord { plan: "long".to_owned(), ..record };
+    let version = edge.feed.upsert(upgraded);
+    let report = edge.feed.report_within(version, Duration::from_secs(60)).await;
+    assert!(
+        report.outcomes.iter().all(|(_, outcome)| matches!(outcome, ApplyOutcome::Served)),
+        "{report:?}"
+    );
+
+    let after = plugin_failure_reason(&edge, "acme.localhost", "/looping/pets").await;
+    assert_eq!(after, "the plugin timed out after 40 ms");
+    edge.shutdown().await;
 }

@@ -174,7 +174,8 @@ pub struct Subscription {
     /// `ai_tokens_used`, `ai_tokens_limit`.
     #[schema(value_type = Object)]
     pub usage: Value,
-    /// The plan's limits from the plan table; `null` is unlimited.
+    /// The plan's limits from the plan table; `null` is unlimited, except for
+    /// `plugin_call_timeout_ms` and `plugin_memory_bytes`, where it means the edge's default.
     #[schema(value_type = Object)]
     pub limits: Value,
 }
