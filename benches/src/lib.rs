@@ -35,6 +35,8 @@ pub fn bench_plans() -> PlanTable {
             max_request_body_bytes: Some(1024 * 1024),
             max_deployments: None,
             max_storage_bytes: None,
+            plugin_call_timeout_ms: None,
+            plugin_memory_bytes: None,
         },
     )]))
 }
@@ -51,6 +53,7 @@ pub fn petstore_record(org: &str, slug: &str) -> DeploymentRecord {
         document_sha256: format!("{:064x}", fxhash(PETSTORE)),
         config: serde_json::json!({}),
         period_start: None,
+        limit_overrides: None,
     }
 }
 
