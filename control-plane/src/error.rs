@@ -83,8 +83,8 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
-/// Formats the first problem as `pointer: message`, followed by "and N more" when there are
-/// several, so the top-level message names a real problem.
+/// Formats the first problem as `pointer: message`, followed by the number of other problems
+/// in `details.problems` when there are several, so the top-level message names a real problem.
 fn summarize_problems(problems: &[mockforge_engine::Diagnostic]) -> String {
     let Some(first) = problems.first() else { return "no problems were reported".to_owned() };
     let mut summary = if first.pointer.is_empty() {
@@ -93,7 +93,7 @@ fn summarize_problems(problems: &[mockforge_engine::Diagnostic]) -> String {
         format!("{}: {}", first.pointer, first.message)
     };
     if problems.len() > 1 {
-        summary.push_str(&format!(" (and {} more)", problems.len() - 1));
+        summary.push_str(&format!("; {} more problem(s) in details.problems", problems.len() - 1));
     }
     summary
 }

@@ -1,4 +1,5 @@
-//! The storage quota of a plan (`max_storage_bytes`). An organization's storage is the sum of the
+//! The storage quota of an organization (`max_storage_bytes` of its plan or of its limit
+//! overrides). An organization's storage is the sum of the
 //! distinct OpenAPI documents of its deployments (deleted ones excluded) and the files of every
 //! version of its marketplace packages.
 
@@ -12,10 +13,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::Organization;
 
-/// Returns the storage quota of `plan` in bytes. `None` is unlimited, and an unknown plan gets
-/// the free plan's quota.
-pub fn storage_limit(plans: &PlanTable, plan: &str) -> Option<u64> {
-    plans.limits(plan).or_else(|| plans.limits("free")).and_then(|limits| limits.max_storage_bytes)
+/// Returns the storage quota of `org` in bytes: its limit override when a platform admin set
+/// one, else its plan's quota. `None` is unlimited, and an unknown plan gets the free plan's
+/// quota.
+pub fn storage_limit(plans: &PlanTable, org: &Organization) -> Option<u64> {
+    org.effective_limits(plans).max_storage_bytes
 }
 
 /// Converts bytes to GiB (2^30 bytes), as an integer when the division is exact.
@@ -49,7 +51,7 @@ pub async fn storage_bytes(state: &AppState, org_id: Uuid) -> ApiResult<u64> {
 // NOTE: the check runs outside the transaction that records the upload, so concurrent uploads
 // can together exceed the quota by up to their own size.
 pub async fn check_upload(state: &AppState, org: &Organization, upload_bytes: u64) -> ApiResult<()> {
-    let Some(limit_bytes) = storage_limit(&state.config.plans, &org.plan) else {
+    let Some(limit_bytes) = storage_limit(&state.config.plans, org) else {
         return Ok(());
     };
     let used_bytes = storage_bytes(state, org.id).await?;
@@ -70,7 +72,7 @@ pub async fn check_upload(state: &AppState, org: &Organization, upload_bytes: u6
 /// Checks the upload of an OpenAPI document like [`check_upload`]. A document that the
 /// organization's deployments already use adds no storage and always passes.
 pub async fn check_document_upload(state: &AppState, org: &Organization, document: &str) -> ApiResult<()> {
-    if storage_limit(&state.config.plans, &org.plan).is_none() {
+    if storage_limit(&state.config.plans, org).is_none() {
         return Ok(());
     }
     let sha256 = hex::encode(Sha256::digest(document.as_bytes()));
@@ -82,6 +84,8 @@ pub async fn check_document_upload(state: &AppState, org: &Organization, documen
 
 #[cfg(test)]
 mod tests {
+    use mockforge_snapshot::PlanLimits;
+
     use super::*;
 
     #[test]
@@ -90,10 +94,31 @@ mod tests {
         assert_eq!(gibibytes(104_857_600), serde_json::json!(0.09765625));
     }
 
+    fn organization(plan: &str, limit_overrides: Option<PlanLimits>) -> Organization {
+        Organization {
+            id: Uuid::nil(),
+            name: "acme".to_owned(),
+            slug: "acme".to_owned(),
+            plan: plan.to_owned(),
+            owner_id: Uuid::nil(),
+            created_at: chrono::Utc::now(),
+            limit_overrides,
+        }
+    }
+
     #[test]
     fn unknown_plan_gets_free_quota() {
         let plans = PlanTable::default();
-        assert_eq!(storage_limit(&plans, "enterprise"), storage_limit(&plans, "free"));
-        assert_eq!(storage_limit(&plans, "pro"), Some(21_474_836_480));
+        assert_eq!(storage_limit(&plans, &organization("enterprise", None)), storage_limit(&plans, &organization("free", None)));
+        assert_eq!(storage_limit(&plans, &organization("pro", None)), Some(21_474_836_480));
+    }
+
+    #[test]
+    fn override_replaces_plan_quota() {
+        let plans = PlanTable::default();
+        let overrides = PlanLimits { max_storage_bytes: Some(4096), ..PlanLimits::default() };
+        assert_eq!(storage_limit(&plans, &organization("pro", Some(overrides))), Some(4096));
+        let other_key = PlanLimits { max_deployments: Some(9), ..PlanLimits::default() };
+        assert_eq!(storage_limit(&plans, &organization("pro", Some(other_key))), Some(21_474_836_480));
     }
 }

@@ -98,6 +98,8 @@ fn set_headers(headers: &mut HeaderMap, decision: &Decision) {
 
 /// Returns the per-minute API limit of an organization on `plan`. An unknown plan gets the free
 /// plan's limits.
+// NOTE: a `requests_per_minute` limit override of the organization applies to its mocks on the
+// edges, not to this API limit.
 pub fn plan_limit(state: &AppState, plan: &str) -> u64 {
     let plans = &state.config.plans;
     plans

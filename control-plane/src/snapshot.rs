@@ -89,6 +89,7 @@ impl Feed {
             document_sha256: deployment.document_sha256,
             config: deployment.config_json,
             period_start: Some(period_start),
+            limit_overrides: deployment.org_limit_overrides,
         })
     }
 

@@ -31,12 +31,20 @@ pub const QUOTA_PERIOD_SECS: i64 = 30 * 24 * 60 * 60;
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 
-/// Returns the limits that apply to a deployment. Every limit lookup goes through this function.
+/// Returns the limits that apply to a deployment: its plan's limits with the organization's
+/// `limit_overrides` applied. Every limit lookup goes through this function.
 ///
 /// An unknown plan name gets the limits of [`FALLBACK_PLAN`], or none when the table has no such
-/// plan either.
-// TODO: apply per-organization overrides from the control plane here.
+/// plan either. The overrides apply over those fallback limits too.
 pub fn limits_for(plans: &PlanTable, record: &DeploymentRecord) -> PlanLimits {
+    let plan_limits = plan_limits_for(plans, record);
+    match &record.limit_overrides {
+        Some(overrides) => plan_limits.overridden_by(overrides),
+        None => plan_limits,
+    }
+}
+
+fn plan_limits_for(plans: &PlanTable, record: &DeploymentRecord) -> PlanLimits {
     if let Some(limits) = plans.limits(&record.plan) {
         return limits.clone();
     }
@@ -710,11 +718,50 @@ mod tests {
             document_sha256: String::new(),
             config: serde_json::Value::Null,
             period_start: None,
+            limit_overrides: None,
         };
         let table = PlanTable::default();
         assert_eq!(&limits_for(&table, &record), table.limits("free").unwrap());
 
         let empty = PlanTable::new(BTreeMap::new());
         assert_eq!(limits_for(&empty, &record), PlanLimits::default());
+    }
+
+    #[test]
+    fn overrides_apply_over_plan() {
+        let overrides = PlanLimits {
+            requests_per_minute: Some(5),
+            max_storage_bytes: Some(1),
+            ..PlanLimits::default()
+        };
+        let record = DeploymentRecord {
+            id: DEPLOYMENT,
+            org_id: ORG,
+            org_slug: "acme".into(),
+            slug: "petstore".into(),
+            plan: "free".into(),
+            document: std::sync::Arc::from(""),
+            document_sha256: String::new(),
+            config: serde_json::Value::Null,
+            period_start: None,
+            limit_overrides: Some(overrides),
+        };
+        let table = PlanTable::default();
+        let free = table.limits("free").unwrap();
+        let limits = limits_for(&table, &record);
+        assert_eq!(limits.requests_per_minute, Some(5));
+        assert_eq!(limits.max_storage_bytes, Some(1));
+        assert_eq!(
+            limits.deployment_rps, free.deployment_rps,
+            "a key the overrides omit keeps the plan's value"
+        );
+
+        let unknown_plan = DeploymentRecord {
+            plan: "platinum".into(),
+            ..record
+        };
+        let limits = limits_for(&table, &unknown_plan);
+        assert_eq!(limits.requests_per_minute, Some(5));
+        assert_eq!(limits.max_deployments, free.max_deployments);
     }
 }

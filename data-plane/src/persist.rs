@@ -173,6 +173,7 @@ mod tests {
             document_sha256: hex::encode(Sha256::digest(document.as_bytes())),
             config: serde_json::json!({}),
             period_start: None,
+            limit_overrides: None,
         }
     }
 

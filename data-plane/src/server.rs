@@ -725,6 +725,11 @@ impl EdgeProxy {
                     crate::connections::reset_on_close(session);
                 }
                 ctx.fault_injected = true;
+                let fault = match kind {
+                    FaultKind::Reset => "a connection reset",
+                    FaultKind::EmptyResponse => "an empty response",
+                };
+                ctx.log_message = Some(format!("chaos testing injected {fault}"));
                 session.set_keepalive(None);
                 Some(Err(pingora::Error::explain(
                     pingora::ErrorType::ConnectionClosed,

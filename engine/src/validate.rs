@@ -716,12 +716,12 @@ fn type_matches(node: &SchemaNode, value: &Value) -> bool {
 fn expected_types(node: &SchemaNode) -> String {
     let mut names = Vec::new();
     for (bit, name) in [
-        (TypeSet::OBJECT, "object"),
-        (TypeSet::ARRAY, "array"),
-        (TypeSet::STRING, "string"),
-        (TypeSet::INTEGER, "integer"),
-        (TypeSet::NUMBER, "number"),
-        (TypeSet::BOOLEAN, "boolean"),
+        (TypeSet::OBJECT, "an object"),
+        (TypeSet::ARRAY, "an array"),
+        (TypeSet::STRING, "a string"),
+        (TypeSet::INTEGER, "an integer"),
+        (TypeSet::NUMBER, "a number"),
+        (TypeSet::BOOLEAN, "a boolean"),
         (TypeSet::NULL, "null"),
     ] {
         if node.types.contains(bit) {

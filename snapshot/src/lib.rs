@@ -45,6 +45,11 @@ pub struct DeploymentRecord {
     /// the Unix epoch.
     #[serde(default)]
     pub period_start: Option<i64>,
+    /// Limits that a platform admin set for the organization, applied over the plan's limits
+    /// (see [`PlanLimits::overridden_by`]). `None` (also the value in snapshots written before
+    /// the field existed) applies the plan's limits unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_overrides: Option<PlanLimits>,
 }
 
 /// Everything that changed after a given configuration version.
@@ -105,4 +110,45 @@ pub trait SnapshotFeed: Send + Sync + 'static {
 
     /// Records which deployments of a delta the edge now serves and which it rejected.
     async fn report_applied(&self, report: ApplyReport) -> Result<(), FeedError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record_json() -> serde_json::Value {
+        serde_json::json!({
+            "id": "6f1c2a1e-8a55-4c1b-9d7e-1f3a4b5c6d7e",
+            "org_id": "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d",
+            "org_slug": "acme",
+            "slug": "petstore",
+            "plan": "free",
+            "document": "openapi: 3.0.3",
+            "document_sha256": "00",
+            "config": {},
+        })
+    }
+
+    #[test]
+    fn record_without_overrides_parses() {
+        let record: DeploymentRecord = serde_json::from_value(record_json()).unwrap();
+        assert_eq!(record.limit_overrides, None);
+        let json = serde_json::to_value(&record).unwrap();
+        assert!(json.get("limit_overrides").is_none(), "{json}");
+    }
+
+    #[test]
+    fn record_overrides_round_trip() {
+        let mut json = record_json();
+        json["limit_overrides"] = serde_json::json!({ "requests_per_minute": 5 });
+        let record: DeploymentRecord = serde_json::from_value(json).unwrap();
+        let expected = PlanLimits { requests_per_minute: Some(5), ..PlanLimits::default() };
+        assert_eq!(record.limit_overrides.as_ref(), Some(&expected));
+
+        let header = DeploymentHeader::of(&record);
+        assert_eq!(header.limit_overrides.as_ref(), Some(&expected));
+        let text = serde_json::to_string(&header).unwrap();
+        let parsed: DeploymentHeader = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed.into_record(Arc::from("")).limit_overrides, Some(expected));
+    }
 }

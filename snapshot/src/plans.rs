@@ -42,6 +42,18 @@ pub struct PlanLimits {
 }
 
 impl PlanLimits {
+    /// The keys of a `[plans.NAME]` table and of a limits object in JSON, in declaration order.
+    pub const KEYS: [&'static str; 8] = [
+        "requests_per_minute",
+        "requests_per_30d",
+        "max_deployments",
+        "deployment_rps",
+        "max_request_body_bytes",
+        "max_storage_bytes",
+        "plugin_call_timeout_ms",
+        "plugin_memory_bytes",
+    ];
+
     /// Returns these limits with every limit that `overrides` sets replaced.
     pub fn overridden_by(&self, overrides: &PlanLimits) -> PlanLimits {
         PlanLimits {
@@ -240,6 +252,23 @@ mod tests {
         assert_eq!(json, serde_json::json!({ "requests_per_minute": 1 }));
         let json = serde_json::to_value(PlanLimits { plugin_call_timeout_ms: Some(40), ..Default::default() }).unwrap();
         assert_eq!(json, serde_json::json!({ "plugin_call_timeout_ms": 40 }));
+    }
+
+    #[test]
+    fn keys_match_serialized_fields() {
+        let all = PlanLimits {
+            requests_per_minute: Some(1),
+            requests_per_30d: Some(2),
+            max_deployments: Some(3),
+            deployment_rps: Some(4),
+            max_request_body_bytes: Some(5),
+            max_storage_bytes: Some(6),
+            plugin_call_timeout_ms: Some(7),
+            plugin_memory_bytes: Some(8),
+        };
+        let json = serde_json::to_value(all).unwrap();
+        let serialized: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(serialized, PlanLimits::KEYS);
     }
 
     #[test]

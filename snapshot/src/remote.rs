@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::DeploymentRecord;
+use crate::{DeploymentRecord, PlanLimits};
 
 /// Redis pub/sub channel on which the control plane publishes each new configuration version, as
 /// decimal text.
@@ -28,6 +28,9 @@ pub struct DeploymentHeader {
     /// See [`DeploymentRecord::period_start`].
     #[serde(default)]
     pub period_start: Option<i64>,
+    /// See [`DeploymentRecord::limit_overrides`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_overrides: Option<PlanLimits>,
 }
 
 impl DeploymentHeader {
@@ -42,6 +45,7 @@ impl DeploymentHeader {
             document_sha256: record.document_sha256.clone(),
             config: record.config.clone(),
             period_start: record.period_start,
+            limit_overrides: record.limit_overrides.clone(),
         }
     }
 
@@ -57,6 +61,7 @@ impl DeploymentHeader {
             document_sha256: self.document_sha256,
             config: self.config,
             period_start: self.period_start,
+            limit_overrides: self.limit_overrides,
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::auth::{Caller, Credential, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::billing::{BillingChange, BillingOutcome};
+use crate::store::Organization;
 
 /// Maximum Stripe event body, in bytes.
 pub const WEBHOOK_BODY_LIMIT: usize = 2 * 1024 * 1024;
@@ -45,9 +46,10 @@ pub struct PlanRequest {
     plan: String,
 }
 
-fn plan_limits_json(state: &AppState, plan: &str) -> Value {
-    let plans = &state.config.plans;
-    let limits = plans.limits(plan).or_else(|| plans.limits(FREE_PLAN)).cloned().unwrap_or_default();
+/// Builds the `limits` object of the subscription response from the organization's effective
+/// limits (its plan's limits with its limit overrides applied).
+fn plan_limits_json(state: &AppState, org: &Organization) -> Value {
+    let limits = org.effective_limits(&state.config.plans);
     json!({
         "max_deployments": limits.max_deployments,
         "requests_per_minute": limits.requests_per_minute,
@@ -100,7 +102,7 @@ pub async fn subscription(State(state): State<AppState>, caller: Caller) -> ApiR
             "ai_tokens_used": usage["ai_tokens_used"],
             "ai_tokens_limit": usage["ai_tokens_limit"],
         },
-        "limits": plan_limits_json(&state, &caller.org.plan),
+        "limits": plan_limits_json(&state, &caller.org),
     })))
 }
 

@@ -18,7 +18,7 @@ use super::{parse_id, validate, ApiJson, ApiQuery};
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::store::{now, status, Deployment, StoreError};
+use crate::store::{now, status, Deployment, Organization, StoreError};
 
 /// Body limit for deployment creation, which may carry an inline document.
 pub const CREATE_BODY_LIMIT: usize = 32 * 1024 * 1024;
@@ -27,12 +27,11 @@ const DESCRIPTION_MAX: usize = 2000;
 const LOG_LIMIT_DEFAULT: i64 = 100;
 const LOG_LIMIT_MAX: i64 = 1000;
 
-/// Returns the maximum number of deployments (deleted ones excluded) an organization on `plan`
-/// may have, from the configured plan table. `None` is unlimited, and an unknown plan gets the
-/// free plan's limit.
-fn max_deployments(plans: &PlanTable, plan: &str) -> Option<i64> {
-    let limits = plans.limits(plan).or_else(|| plans.limits("free"))?;
-    limits.max_deployments.map(|limit| limit as i64)
+/// Returns the maximum number of deployments (deleted ones excluded) that `org` may have: its
+/// limit override when a platform admin set one, else its plan's limit from the configured plan
+/// table. `None` is unlimited, and an unknown plan gets the free plan's limit.
+fn max_deployments(plans: &PlanTable, org: &Organization) -> Option<i64> {
+    org.effective_limits(plans).max_deployments.map(|limit| limit as i64)
 }
 
 /// Exactly one of `openapi_spec_url` and `openapi_spec` is required.
@@ -286,10 +285,10 @@ pub async fn create(
 
     // Cheap checks first, so a request that cannot succeed does not fetch or compile anything.
     // The store repeats both inside its transaction.
-    let limit = max_deployments(&state.config.plans, &caller.org.plan);
+    let limit = max_deployments(&state.config.plans, &caller.org);
     if let Some(limit) = limit {
         if state.store.count_deployments(caller.org.id).await? >= limit {
-            return Err(plan_limit(&caller.org.plan, limit));
+            return Err(plan_limit(&caller.org, limit));
         }
     }
     if state.store.deployment_slug_taken(caller.org.id, &valid.slug).await? {
@@ -331,6 +330,7 @@ pub async fn create(
         org_created_at: caller.org.created_at,
         // Read from the subscription when the store loads the deployment.
         org_period_start: None,
+        org_limit_overrides: caller.org.limit_overrides.clone(),
     };
     let audit = audit::entry(
         &caller,
@@ -341,7 +341,7 @@ pub async fn create(
     );
     let version = state.store.create_deployment(&deployment, &text, limit, &audit).await.map_err(|error| match error {
         StoreError::Conflict { .. } => ApiError::Conflict { field: "slug", value: deployment.slug.clone() },
-        StoreError::PlanLimit { limit } => plan_limit(&caller.org.plan, limit),
+        StoreError::PlanLimit { limit } => plan_limit(&caller.org, limit),
         StoreError::Database(error) => error.into(),
     })?;
     state.feed.notify(version);
@@ -356,12 +356,15 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(detail_json(&state, &deployment))))
 }
 
-fn plan_limit(plan: &str, limit: i64) -> ApiError {
-    ApiError::PlanLimitExceeded {
-        message: format!("the {plan} plan allows at most {limit} deployments; delete one or upgrade the plan"),
-        plan: plan.to_owned(),
-        limit: limit as u64,
-    }
+fn plan_limit(org: &Organization, limit: i64) -> ApiError {
+    let plan = &org.plan;
+    let overridden = org.limit_overrides.as_ref().is_some_and(|overrides| overrides.max_deployments.is_some());
+    let message = if overridden {
+        format!("organization {} allows at most {limit} deployments (a limit set by a platform admin); delete one", org.slug)
+    } else {
+        format!("the {plan} plan allows at most {limit} deployments; delete one or upgrade the plan")
+    };
+    ApiError::PlanLimitExceeded { message, plan: plan.to_owned(), limit: limit as u64 }
 }
 
 #[utoipa::path(

@@ -68,6 +68,7 @@ fn header_of(deployment: Deployment) -> DeploymentHeader {
         plan: deployment.org_plan,
         document_sha256: deployment.document_sha256,
         config: deployment.config_json,
+        limit_overrides: deployment.org_limit_overrides,
     }
 }
 

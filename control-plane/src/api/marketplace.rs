@@ -279,7 +279,7 @@ pub async fn publish_plugin(State(state): State<AppState>, caller: Caller, multi
     if let Err(reason) = verdict {
         return Err(ApiError::validation(
             "wasm_file",
-            format!("is not a WebAssembly component that implements the MockForge plugin world: {reason}"),
+            format!("the file is not a WebAssembly component of a supported MockForge plugin world: {reason}"),
             None,
         ));
     }

@@ -106,6 +106,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(gdpr::delete))
         .routes(routes!(admin::stats))
         .routes(routes!(admin::analytics))
+        .routes(routes!(admin::get_limits, admin::set_limits, admin::delete_limits))
         .routes(routes!(admin_edges::list))
         .merge(marketplace::routes())
 }

@@ -174,8 +174,8 @@ pub(crate) async fn usage_summary(state: &AppState, caller: &Caller) -> ApiResul
     let (start, end) = quota_period::period_at(anchor, Utc::now().timestamp(), 0);
     let usage = state.store.usage().org_usage(caller.org.id, start, end).await?;
     let plans = &state.config.plans;
-    let limits = plans.limits(&caller.org.plan).or_else(|| plans.limits("free"));
-    let requests_limit = limits.and_then(|limits| limits.requests_per_30d);
+    let limits = caller.org.effective_limits(plans);
+    let requests_limit = limits.requests_per_30d;
     let byok = state.store.settings().byok(caller.org.id).await?;
     let ai_tokens_limit = byok.and_then(|settings| settings.monthly_token_limit);
     Ok(json!({
@@ -183,7 +183,7 @@ pub(crate) async fn usage_summary(state: &AppState, caller: &Caller) -> ApiResul
         "requests_limit": requests_limit,
         "bytes_out": usage.bytes_out,
         "storage_bytes": storage_bytes(state, caller).await?,
-        "storage_limit_bytes": crate::quota::storage_limit(plans, &caller.org.plan),
+        "storage_limit_bytes": limits.max_storage_bytes,
         // TODO: count AI tokens once AI features exist.
         "ai_tokens_used": 0,
         "ai_tokens_limit": ai_tokens_limit,

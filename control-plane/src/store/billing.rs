@@ -3,9 +3,12 @@
 //! A plan change updates `organizations.plan` and records a configuration change for each
 //! running deployment of the organization in the same transaction, because the snapshot records
 //! that edges receive carry the plan. A change of the billing period start does the same, because
-//! the records carry it as the start of the request quota periods.
+//! the records carry it as the start of the request quota periods. A change of the limit
+//! overrides that a platform admin sets for an organization does the same.
 
 use chrono::{DateTime, Utc};
+use mockforge_snapshot::PlanLimits;
+use sqlx::types::Json;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -66,6 +69,16 @@ pub trait BillingStore: Send + Sync {
     async fn apply_billing_change(&self, change: &BillingChange) -> Result<BillingOutcome, sqlx::Error>;
     /// Records a Stripe event that changes nothing. Returns `false` when it was recorded before.
     async fn record_stripe_event(&self, event_id: &str, event_type: &str) -> Result<bool, sqlx::Error>;
+    /// Replaces the organization's limit overrides (`None` clears them), records a configuration
+    /// change for each of its running deployments and writes `audit`, in one transaction.
+    /// Returns [`BillingOutcome::UnknownOrganization`] without writing anything when the
+    /// organization does not exist.
+    async fn set_limit_overrides(
+        &self,
+        org_id: Uuid,
+        overrides: Option<&PlanLimits>,
+        audit: &AuditEntry,
+    ) -> Result<BillingOutcome, sqlx::Error>;
 }
 
 macro_rules! billing_store {
@@ -235,6 +248,39 @@ macro_rules! billing_store {
                     if let Some(audit) = &change.audit {
                         crate::store::accounts::$module::insert_audit(&mut tx, audit).await?;
                     }
+                    tx.commit().await?;
+                    Ok(BillingOutcome::Applied { version })
+                }
+
+                async fn set_limit_overrides(
+                    &self,
+                    org_id: Uuid,
+                    overrides: Option<&PlanLimits>,
+                    audit: &AuditEntry,
+                ) -> Result<BillingOutcome, sqlx::Error> {
+                    let mut tx = self.pool.begin_with($begin).await?;
+                    let updated = sqlx::query("UPDATE organizations SET limit_overrides = $2 WHERE id = $1")
+                        .bind(org_id)
+                        .bind(overrides.cloned().map(Json))
+                        .execute(&mut *tx)
+                        .await?;
+                    if updated.rows_affected() == 0 {
+                        return Ok(BillingOutcome::UnknownOrganization);
+                    }
+                    // Snapshot records carry the overrides, so edges must receive the
+                    // organization's running deployments again.
+                    let rows = sqlx::query(
+                        "SELECT id FROM deployments WHERE org_id = $1 AND status IN ('deploying', 'active', 'failed') \
+                         ORDER BY created_at, id",
+                    )
+                    .bind(org_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut version = None;
+                    for row in &rows {
+                        version = Some(record_change(&mut tx, row.try_get("id")?, crate::store::change::LIMITS_CHANGED).await?);
+                    }
+                    crate::store::accounts::$module::insert_audit(&mut tx, audit).await?;
                     tx.commit().await?;
                     Ok(BillingOutcome::Applied { version })
                 }

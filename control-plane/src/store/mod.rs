@@ -24,6 +24,7 @@ pub mod verification;
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use mockforge_snapshot::{PlanLimits, PlanTable};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -61,6 +62,27 @@ pub struct Organization {
     pub plan: String,
     pub owner_id: Uuid,
     pub created_at: DateTime<Utc>,
+    /// Limits that a platform admin set for this organization. Each limit they set replaces the
+    /// plan's limit, and `None` applies the plan's limits unchanged.
+    pub limit_overrides: Option<PlanLimits>,
+}
+
+impl Organization {
+    /// Returns the limits that apply to the organization: the limits of its plan (of the free
+    /// plan for a plan name the table does not contain) with `limit_overrides` applied.
+    pub fn effective_limits(&self, plans: &PlanTable) -> PlanLimits {
+        effective_limits(plans, &self.plan, self.limit_overrides.as_ref())
+    }
+}
+
+/// Returns the limits of `plan` (of the free plan for a plan name the table does not contain)
+/// with `overrides` applied.
+pub fn effective_limits(plans: &PlanTable, plan: &str, overrides: Option<&PlanLimits>) -> PlanLimits {
+    let plan_limits = plans.limits(plan).or_else(|| plans.limits("free")).cloned().unwrap_or_default();
+    match overrides {
+        Some(overrides) => plan_limits.overridden_by(overrides),
+        None => plan_limits,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +149,8 @@ pub struct Deployment {
     /// Start of the owning organization's current billing period (`subscriptions`), read by a
     /// join. It anchors the organization's 30-day quota periods when set.
     pub org_period_start: Option<DateTime<Utc>>,
+    /// Limit overrides of the owning organization, read by a join.
+    pub org_limit_overrides: Option<PlanLimits>,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +171,8 @@ pub mod change {
     pub const PLAN_CHANGED: &str = "plan_changed";
     /// The owning organization's billing period start changed, which moves its quota periods.
     pub const PERIOD_CHANGED: &str = "period_changed";
+    /// The owning organization's limit overrides changed, which changes the deployment's limits.
+    pub const LIMITS_CHANGED: &str = "limits_changed";
 }
 
 /// Store failures that handlers turn into client errors.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use mockforge_snapshot::PlanLimits;
 use sqlx::types::Json;
 use sqlx::Row;
 use uuid::Uuid;
@@ -107,13 +108,14 @@ fn split_scopes(text: &str) -> Vec<String> {
     text.split_whitespace().map(str::to_owned).collect()
 }
 
-/// The deployment columns with the owning organization's slug, plan, creation time and billing
-/// period start.
+/// The deployment columns with the owning organization's slug, plan, creation time, billing
+/// period start and limit overrides.
 macro_rules! deployment_select {
     () => {
         "SELECT d.id, d.org_id, d.project_id, d.name, d.slug, d.description, d.status, d.health_status, \
          d.document_sha256, d.config_json, d.created_at, d.updated_at, o.slug AS org_slug, o.plan AS org_plan, \
-         o.created_at AS org_created_at, s.current_period_start AS org_period_start \
+         o.created_at AS org_created_at, s.current_period_start AS org_period_start, \
+         o.limit_overrides AS org_limit_overrides \
          FROM deployments d JOIN organizations o ON o.id = d.org_id LEFT JOIN subscriptions s ON s.org_id = d.org_id"
     };
 }
@@ -150,7 +152,14 @@ macro_rules! sql_store {
                     plan: row.try_get("plan")?,
                     owner_id: row.try_get("owner_id")?,
                     created_at: row.try_get("created_at")?,
+                    limit_overrides: limit_overrides(row, "limit_overrides")?,
                 })
+            }
+
+            /// Reads a nullable `limit_overrides` JSON column.
+            fn limit_overrides(row: &$row, column: &str) -> Result<Option<PlanLimits>, sqlx::Error> {
+                let value: Option<Json<PlanLimits>> = row.try_get(column)?;
+                Ok(value.map(|json| json.0))
             }
 
             fn token(row: &$row) -> Result<ApiToken, sqlx::Error> {
@@ -188,6 +197,7 @@ macro_rules! sql_store {
                     org_plan: row.try_get("org_plan")?,
                     org_created_at: row.try_get("org_created_at")?,
                     org_period_start: row.try_get("org_period_start")?,
+                    org_limit_overrides: limit_overrides(row, "org_limit_overrides")?,
                 })
             }
 
@@ -372,6 +382,7 @@ macro_rules! sql_store {
                         plan: "free".to_owned(),
                         owner_id: user.id,
                         created_at: user.created_at,
+                        limit_overrides: None,
                     };
 
                     sqlx::query(
@@ -845,6 +856,7 @@ sql_store!(
         ("0007_documents", include_str!("migrations/sqlite/0007_documents.sql")),
         ("0008_request_log_message", include_str!("migrations/sqlite/0008_request_log_message.sql")),
         ("0009_subscription_period", include_str!("migrations/sqlite/0009_subscription_period.sql")),
+        ("0010_limit_overrides", include_str!("migrations/sqlite/0010_limit_overrides.sql")),
     ]
 );
 
@@ -866,6 +878,7 @@ sql_store!(
         ("0007_documents", include_str!("migrations/postgres/0007_documents.sql")),
         ("0008_request_log_message", include_str!("migrations/postgres/0008_request_log_message.sql")),
         ("0009_subscription_period", include_str!("migrations/postgres/0009_subscription_period.sql")),
+        ("0010_limit_overrides", include_str!("migrations/postgres/0010_limit_overrides.sql")),
     ]
 );
 

@@ -93,7 +93,10 @@ backend_tests! {
         let config = json!({ "chaos": { "fault": { "kind": "reset", "rate": 0.1, "probability": 0.5 } } });
         let body = reject(&server, &account.token, petstore(), config).await;
         assert_eq!(body["details"]["problems"][0]["pointer"], "/config_json/chaos/fault/probability");
-        assert_eq!(body["details"]["problems"][0]["message"], "unknown key; expected kind or rate");
+        assert_eq!(
+            body["details"]["problems"][0]["message"],
+            "unknown key `probability`; the known keys are kind and rate"
+        );
         assert_nothing_written(&server, &account.token).await;
     }
 

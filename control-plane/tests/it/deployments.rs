@@ -218,7 +218,7 @@ backend_tests! {
         let first = format!("{}: {}", problems[0]["pointer"].as_str().unwrap(), problems[0]["message"].as_str().unwrap());
         assert_eq!(
             body["error"],
-            format!("the OpenAPI document is invalid: {first} (and {} more)", problems.len() - 1),
+            format!("the OpenAPI document is invalid: {first}; {} more problem(s) in details.problems", problems.len() - 1),
             "{body}"
         );
 

@@ -16,6 +16,7 @@ mod gdpr;
 mod health;
 mod legal;
 mod lifecycle;
+mod limit_overrides;
 mod marketplace;
 mod marketplace_s3;
 mod oauth;

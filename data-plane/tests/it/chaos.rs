@@ -1,14 +1,17 @@
 //! Chaos testing from `config_json.chaos`: latency, injected errors, connection faults and the
 //! `operations` filter.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mockforge_snapshot::{ApplyOutcome, DeploymentRecord};
+use mockforge_snapshot::{ApplyOutcome, DeploymentRecord, TelemetrySink};
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{json_body, record, FakeFeed, TestEdge, PETSTORE, PETSTORE_WITH_IDS};
+use crate::support::{
+    json_body, record, FakeFeed, FakeSink, TestEdge, PETSTORE, PETSTORE_WITH_IDS,
+};
 
 fn chaos_record(chaos: serde_json::Value) -> DeploymentRecord {
     let mut record = record("acme", "petstore", PETSTORE);
@@ -98,12 +101,30 @@ async fn empty_response_fault_closes_cleanly() {
         json!({"fault": {"kind": "empty_response", "rate": 1.0}}),
     )]);
     let edge = TestEdge::start(feed).await;
+    let sink = Arc::new(FakeSink::default());
+    let reporter = {
+        let edge = edge.edge.clone();
+        let sink: Arc<dyn TelemetrySink> = sink.clone();
+        tokio::spawn(async move { edge.report_to(sink).await })
+    };
     let received = read_after_fault(&edge)
         .await
         .expect("the empty_response fault reset the connection instead of closing it");
     assert!(received.is_empty(), "{}", String::from_utf8_lossy(&received));
 
     edge.shutdown().await;
+    tokio::time::timeout(Duration::from_secs(10), reporter)
+        .await
+        .expect("report_to did not return after shutdown")
+        .unwrap();
+    let batches = sink.batches();
+    let logs: Vec<_> = batches.iter().flat_map(|batch| &batch.logs).collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(logs[0].status, 0);
+    assert_eq!(
+        logs[0].message.as_deref(),
+        Some("chaos testing injected an empty response")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,7 +216,7 @@ async fn unknown_keys_fail_deployment() {
     };
     assert_eq!(
         reason,
-        "the chaos configuration is invalid: /config_json/chaos/fault/probability: unknown key; expected kind or rate"
+        "the chaos configuration is invalid: /config_json/chaos/fault/probability: unknown key `probability`; the known keys are kind and rate"
     );
     let response = edge
         .client()

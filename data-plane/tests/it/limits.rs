@@ -258,3 +258,85 @@ async fn slow_body_returns_408() {
 
     edge.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organization_overrides_replace_plan_limit() {
+    let mut overridden = record("acme", "petstore", PETSTORE);
+    overridden.limit_overrides = Some(PlanLimits {
+        requests_per_minute: Some(5),
+        ..PlanLimits::default()
+    });
+    let feed = FakeFeed::new([overridden, record("globex", "petstore", PETSTORE)]);
+    let plan = PlanLimits {
+        requests_per_minute: Some(60),
+        ..PlanLimits::default()
+    };
+    let edge = TestEdge::start_with(feed, config_with(plan)).await;
+    let client = edge.client();
+
+    let acme = edge.url("acme.localhost", "/petstore/pets");
+    for expected_remaining in (0..5).rev() {
+        let response = client.get(&acme).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header_u64(&response, "x-ratelimit-limit"), 5);
+        assert_eq!(
+            header_u64(&response, "x-ratelimit-remaining"),
+            expected_remaining
+        );
+    }
+    let response = client.get(&acme).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header_u64(&response, "x-ratelimit-limit"), 5);
+    let body = json_body(response).await;
+    assert_eq!(body["code"], "RATE_LIMIT_EXCEEDED");
+    assert_eq!(body["details"]["limit"], 5);
+    assert_eq!(body["details"]["window"], "minute");
+
+    // The other organization on the same plan keeps the plan's 60 requests per minute.
+    let globex = edge.url("globex.localhost", "/petstore/pets");
+    for _ in 0..8 {
+        let response = client.get(&globex).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header_u64(&response, "x-ratelimit-limit"), 60);
+    }
+
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_overrides_apply_without_new_document() {
+    let original = record("acme", "petstore", PETSTORE);
+    let feed = FakeFeed::new([original.clone()]);
+    let plan = PlanLimits {
+        requests_per_minute: Some(60),
+        ..PlanLimits::default()
+    };
+    let edge = TestEdge::start_with(feed.clone(), config_with(plan)).await;
+    let client = edge.client();
+    let url = edge.url("acme.localhost", "/petstore/pets");
+
+    let response = client.get(&url).send().await.unwrap();
+    assert_eq!(header_u64(&response, "x-ratelimit-limit"), 60);
+
+    let overridden = mockforge_snapshot::DeploymentRecord {
+        limit_overrides: Some(PlanLimits {
+            requests_per_minute: Some(500),
+            ..PlanLimits::default()
+        }),
+        ..original.clone()
+    };
+    let version = feed.upsert(overridden);
+    edge.wait_for_version(version, Duration::from_secs(10)).await;
+    let response = client.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header_u64(&response, "x-ratelimit-limit"), 500);
+
+    // A record without overrides restores the plan's limit.
+    let version = feed.upsert(original);
+    edge.wait_for_version(version, Duration::from_secs(10)).await;
+    let response = client.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header_u64(&response, "x-ratelimit-limit"), 60);
+
+    edge.shutdown().await;
+}

@@ -124,6 +124,7 @@ pub fn record(org: &str, slug: &str, document: &str) -> DeploymentRecord {
         document_sha256: hex::encode(Sha256::digest(document.as_bytes())),
         config: serde_json::json!({}),
         period_start: None,
+        limit_overrides: None,
     }
 }
 

@@ -149,7 +149,7 @@ fn declared_422_and_400_used() {
     assert!(body["code"].as_i64().unwrap() >= 1, "{body}");
     assert!(header(&response, "x-mockforge-validation")
         .unwrap()
-        .contains("body/name: must be string"));
+        .contains("body/name: must be a string"));
 }
 
 const CATS: &str = r##"

@@ -125,7 +125,7 @@ fn enforce_rejects_bad_parameters() {
         b"",
     ));
     assert!(
-        message.contains("path/petId: must be integer"),
+        message.contains("path/petId: must be an integer"),
         "{message}"
     );
     assert!(
@@ -186,7 +186,7 @@ fn enforce_checks_json_body() {
         "{message}"
     );
     assert!(
-        message.contains("body/tags/2: must be string"),
+        message.contains("body/tags/2: must be a string"),
         "{message}"
     );
 
@@ -263,7 +263,7 @@ paths:
         br#"{}"#,
     ));
     assert!(
-        message.contains("query/dry_run: must be boolean"),
+        message.contains("query/dry_run: must be a boolean"),
         "{message}"
     );
     assert!(

@@ -19,6 +19,7 @@ use mockforge_engine::Mock;
 use serde_json::Value;
 
 use super::operations::OperationFilter;
+use super::unknown_key_message;
 
 /// Prefix of the errors of [`ChaosSettings::from_config`] and
 /// [`ChaosSettings::resolve_operations`], which an edge reports as the failure reason.
@@ -106,14 +107,10 @@ fn parse(chaos: &Value) -> Result<ChaosSettings, String> {
     let Value::Object(object) = chaos else {
         return Err(format!(": must be an object, not {chaos}"));
     };
+    const CHAOS_KEYS: [&str; 5] = ["latency", "error_rate", "error_statuses", "fault", "operations"];
     for key in object.keys() {
-        if !matches!(
-            key.as_str(),
-            "latency" | "error_rate" | "error_statuses" | "fault" | "operations"
-        ) {
-            return Err(format!(
-                "/{key}: unknown key; expected latency, error_rate, error_statuses, fault or operations"
-            ));
+        if !CHAOS_KEYS.contains(&key.as_str()) {
+            return Err(format!("/{key}: {}", unknown_key_message(key, &CHAOS_KEYS)));
         }
     }
 
@@ -174,7 +171,7 @@ fn parse_latency(latency: &Value) -> Result<Latency, String> {
     for key in object.keys() {
         if !matches!(key.as_str(), "min_ms" | "max_ms" | "distribution") {
             return Err(format!(
-                "/latency/{key}: unknown key; expected fixed_ms, or min_ms, max_ms and distribution"
+                "/latency/{key}: unknown key `{key}`; expected fixed_ms, or min_ms, max_ms and distribution"
             ));
         }
     }
@@ -232,9 +229,10 @@ fn parse_fault(value: &Value) -> Result<(FaultKind, f64), String> {
     let Value::Object(object) = value else {
         return Err(format!("/fault: must be an object, not {value}"));
     };
+    const FAULT_KEYS: [&str; 2] = ["kind", "rate"];
     for key in object.keys() {
-        if !matches!(key.as_str(), "kind" | "rate") {
-            return Err(format!("/fault/{key}: unknown key; expected kind or rate"));
+        if !FAULT_KEYS.contains(&key.as_str()) {
+            return Err(format!("/fault/{key}: {}", unknown_key_message(key, &FAULT_KEYS)));
         }
     }
     let kind = match object.get("kind").and_then(Value::as_str) {
@@ -309,9 +307,13 @@ mod tests {
             (json!({"fault": {"kind": "explode"}}), "/config_json/chaos/fault/kind"),
             (
                 json!({"fault": {"kind": "reset", "chance": 0.5}}),
-                "/config_json/chaos/fault/chance: unknown key; expected kind or rate",
+                "/config_json/chaos/fault/chance: unknown key `chance`; the known keys are kind and rate",
             ),
-            (json!({"colour": "red"}), "/config_json/chaos/colour: unknown key"),
+            (json!({"colour": "red"}), "/config_json/chaos/colour: unknown key `colour`"),
+            (
+                json!({"error-rate": 0.5}),
+                "/config_json/chaos/error-rate: unknown key `error-rate`; did you mean `error_rate`?",
+            ),
             (json!({"operations": []}), "/config_json/chaos/operations: must list"),
             (json!({"operations": [1]}), "/config_json/chaos/operations/0"),
         ];

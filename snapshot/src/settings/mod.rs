@@ -132,7 +132,7 @@ pub fn unknown_keys(config: &Value) -> Vec<Diagnostic> {
 
 /// Builds the message for an unknown key: the key, the closest known key when one is within a
 /// small edit distance, and the known keys.
-fn unknown_key_message(key: &str, known: &[&str]) -> String {
+pub(crate) fn unknown_key_message(key: &str, known: &[&str]) -> String {
     let list = match known.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
         _ => known.join(""),

@@ -14,6 +14,7 @@ use mockforge_engine::Mock;
 use serde_json::Value;
 
 use super::operations::OperationFilter;
+use super::unknown_key_message;
 
 /// Prefix of the errors of [`ProxySettings::from_config`] and
 /// [`ProxySettings::resolve_operations`], which an edge reports as the failure reason.
@@ -81,11 +82,10 @@ fn parse(proxy: &Value) -> Result<ProxySettings, String> {
     let Value::Object(object) = proxy else {
         return Err(format!(": must be an object, not {proxy}"));
     };
+    const PROXY_KEYS: [&str; 3] = ["upstream", "mode", "operations"];
     for key in object.keys() {
-        if !matches!(key.as_str(), "upstream" | "mode" | "operations") {
-            return Err(format!(
-                "/{key}: unknown key; expected upstream, mode or operations"
-            ));
+        if !PROXY_KEYS.contains(&key.as_str()) {
+            return Err(format!("/{key}: {}", unknown_key_message(key, &PROXY_KEYS)));
         }
     }
     let operations = match object.get("operations") {

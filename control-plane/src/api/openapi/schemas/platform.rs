@@ -152,7 +152,8 @@ pub struct UsagePeriod {
     /// Stored document bytes, reported for the current period only.
     pub storage_bytes: Option<i64>,
     pub ai_tokens_used: i64,
-    /// Current period only: the plan's request quota, `null` when unlimited.
+    /// Current period only: the organization's request quota (its plan's or its limit
+    /// override), `null` when unlimited.
     pub requests_limit: Option<i64>,
     /// Current period only: `null` when unlimited.
     pub storage_limit_bytes: Option<i64>,
@@ -174,7 +175,8 @@ pub struct Subscription {
     /// `ai_tokens_used`, `ai_tokens_limit`.
     #[schema(value_type = Object)]
     pub usage: Value,
-    /// The plan's limits from the plan table; `null` is unlimited, except for
+    /// The organization's limits: the plan's limits from the plan table with the limit overrides
+    /// that a platform admin set applied. `null` is unlimited, except for
     /// `plugin_call_timeout_ms` and `plugin_memory_bytes`, where it means the edge's default.
     #[schema(value_type = Object)]
     pub limits: Value,
@@ -200,6 +202,66 @@ pub struct WebhookReceipt {
 pub struct PlanChange {
     pub org_id: Uuid,
     pub plan: String,
+}
+
+/// Limits with the keys of a `[plans.NAME]` table. In a response every key is present, and
+/// `null` is unlimited, except for `plugin_call_timeout_ms` and `plugin_memory_bytes`, where it
+/// means the edge's default.
+#[derive(ToSchema)]
+pub struct LimitValues {
+    /// Requests per minute to all of an organization's mocks.
+    pub requests_per_minute: Option<i64>,
+    /// Requests per 30-day quota period to all of an organization's mocks.
+    pub requests_per_30d: Option<i64>,
+    /// Deployments an organization may have at once (stopped ones count, deleted ones do not).
+    pub max_deployments: Option<i64>,
+    /// Requests per second to one deployment.
+    pub deployment_rps: Option<i64>,
+    /// Maximum request body in bytes.
+    pub max_request_body_bytes: Option<i64>,
+    /// Storage quota of an organization in bytes.
+    pub max_storage_bytes: Option<i64>,
+    /// Time one plugin hook call may run, in milliseconds.
+    pub plugin_call_timeout_ms: Option<i64>,
+    /// Maximum linear memory of one plugin instance, in bytes.
+    pub plugin_memory_bytes: Option<i64>,
+}
+
+/// The limit overrides of one organization. Each key present replaces the plan's limit and an
+/// omitted key keeps it. Values are non-negative integers, and an unknown key or `null` is
+/// rejected.
+#[derive(ToSchema)]
+pub struct LimitOverridesRequest {
+    #[schema(minimum = 0)]
+    pub requests_per_minute: Option<i64>,
+    #[schema(minimum = 0)]
+    pub requests_per_30d: Option<i64>,
+    #[schema(minimum = 0)]
+    pub max_deployments: Option<i64>,
+    #[schema(minimum = 0)]
+    pub deployment_rps: Option<i64>,
+    #[schema(minimum = 0)]
+    pub max_request_body_bytes: Option<i64>,
+    #[schema(minimum = 0)]
+    pub max_storage_bytes: Option<i64>,
+    #[schema(minimum = 0)]
+    pub plugin_call_timeout_ms: Option<i64>,
+    #[schema(minimum = 0)]
+    pub plugin_memory_bytes: Option<i64>,
+}
+
+/// An organization's plan, its plan's limits, the overrides a platform admin set and the
+/// limits that apply (the plan's limits with the overrides applied).
+#[derive(ToSchema)]
+pub struct OrganizationLimits {
+    pub org_id: Uuid,
+    pub plan: String,
+    /// Limits of the plan, of the free plan when the plan table does not contain the plan name.
+    pub plan_limits: LimitValues,
+    /// Only the keys that are overridden; `null` when no override is set.
+    #[schema(value_type = Option<Object>)]
+    pub overrides: Option<Value>,
+    pub effective_limits: LimitValues,
 }
 
 /// The organization's bring-your-own-key settings. Only the masked key is returned.
