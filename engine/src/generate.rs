@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Number, Value};
 
-use crate::paging::MAX_PAGE_LENGTH;
+use crate::paging::{MAX_PAGE_BYTES, MAX_PAGE_LENGTH};
 use crate::validate::{check_value, Direction};
 use crate::schema::{merge, SchemaArena, SchemaId, SchemaNode, TypeSet};
 
@@ -418,6 +418,11 @@ impl Generator<'_> {
             }
         }
 
+        // A requested page stops at MAX_PAGE_BYTES of JSON, so a large page size cannot make
+        // one request cost seconds of CPU. `minItems` still wins over the budget.
+        let mut page_budget = page_length.map(|_| MAX_PAGE_BYTES);
+        let required = minimum.saturating_sub(items.len() as u64) as usize;
+
         // Unique arrays retry with other seeds; a schema with few values may yield fewer items.
         let attempts = if node.unique_items { count * 4 } else { count };
         let mut generated = 0;
@@ -436,10 +441,36 @@ impl Generator<'_> {
             if node.unique_items && items.contains(&value) {
                 continue;
             }
+            if let Some(budget) = &mut page_budget {
+                let size = estimated_json_len(&value);
+                if size > *budget && generated >= required {
+                    break;
+                }
+                *budget = budget.saturating_sub(size);
+            }
             items.push(value);
             generated += 1;
         }
         Value::Array(items)
+    }
+}
+
+/// Returns roughly how many bytes `value` takes as compact JSON: exact for the structure and
+/// for strings without escapes, and an estimate of 8 bytes for each number.
+fn estimated_json_len(value: &Value) -> usize {
+    match value {
+        Value::Null => 4,
+        Value::Bool(flag) => if *flag { 4 } else { 5 },
+        Value::Number(_) => 8,
+        Value::String(text) => text.len() + 2,
+        Value::Array(items) => 2 + items.len() + items.iter().map(estimated_json_len).sum::<usize>(),
+        Value::Object(object) => {
+            let entries: usize = object
+                .iter()
+                .map(|(key, item)| key.len() + 3 + estimated_json_len(item))
+                .sum();
+            2 + object.len() + entries
+        }
     }
 }
 

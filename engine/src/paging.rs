@@ -37,9 +37,12 @@ const PAGE_POSITION_NAMES: &[&str] = &[
     "continue",
 ];
 
-/// The maximum number of items a page-size parameter can request in one generated array. The parameter's
-/// own `maximum` and the array's `maxItems` can lower it further.
+/// The maximum number of items a page-size parameter can request in one generated array. The
+/// parameter's own `maximum` and the array's `maxItems` can lower it further.
 pub(crate) const MAX_PAGE_LENGTH: u64 = 1000;
+/// The maximum size of the generated items of one requested page, in bytes of JSON. A page
+/// stops before the item that would exceed it, unless `minItems` needs that item.
+pub(crate) const MAX_PAGE_BYTES: usize = 512 * 1024;
 
 /// The paging parameters an operation declares in its query.
 #[derive(Debug, Clone, Default)]

@@ -93,3 +93,28 @@ fn string_size_parameter_ignored() {
     let body = json(&get(&mock, "/tags?size=7"));
     assert_eq!(items(&body).len(), 1);
 }
+
+#[test]
+fn page_stops_at_byte_budget() {
+    // Each item is a 4,000-character string, so 1,000 items would be about 4 MB.
+    let document = r##"{
+      "openapi": "3.0.3",
+      "info": {"title": "big", "version": "1"},
+      "paths": {"/blobs": {"get": {
+        "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+        "responses": {"200": {"description": "ok", "content": {"application/json": {"schema":
+          {"type": "array", "minItems": 2,
+           "items": {"type": "string", "minLength": 4000, "maxLength": 4000}}}}}}}}}
+    }"##;
+    let mock = mock(document);
+
+    let response = get(&mock, "/blobs?limit=1000");
+    let body = json(&response);
+
+    let count = items(&body).len();
+    assert!(count < 1000, "{count} items");
+    assert!(count >= 100, "{count} items");
+    assert!(response.body.len() <= 512 * 1024 + 4010, "{} bytes", response.body.len());
+    // minItems wins over the budget.
+    assert_eq!(items(&json(&get(&mock, "/blobs?limit=0"))).len(), 2);
+}
