@@ -101,11 +101,11 @@ fn set_headers(headers: &mut HeaderMap, decision: &Decision) {
 // NOTE: a `requests_per_minute` limit override of the organization applies to its mocks on the
 // edges, not to this API limit.
 pub fn plan_limit(state: &AppState, plan: &str) -> u64 {
-    let plans = &state.config.plans;
-    plans
-        .limits(plan)
-        .or_else(|| plans.limits("free"))
-        .and_then(|limits| limits.requests_per_minute)
+    state
+        .config
+        .plans
+        .effective_limits(plan, None)
+        .requests_per_minute
         .unwrap_or(state.config.default_api_requests_per_minute)
 }
 

@@ -23,8 +23,7 @@ use uuid::Uuid;
 
 use crate::error::EdgeError;
 
-/// Plan whose limits apply to a deployment whose plan name the table does not contain.
-pub const FALLBACK_PLAN: &str = "free";
+pub use mockforge_snapshot::FALLBACK_PLAN;
 
 /// Length of a request quota period, in seconds.
 pub const QUOTA_PERIOD_SECS: i64 = 30 * 24 * 60 * 60;
@@ -37,25 +36,16 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 /// An unknown plan name gets the limits of [`FALLBACK_PLAN`], or none when the table has no such
 /// plan either. The overrides apply over those fallback limits too.
 pub fn limits_for(plans: &PlanTable, record: &DeploymentRecord) -> PlanLimits {
-    let plan_limits = plan_limits_for(plans, record);
-    match &record.limit_overrides {
-        Some(overrides) => plan_limits.overridden_by(overrides),
-        None => plan_limits,
+    if plans.limits(&record.plan).is_none() {
+        tracing::warn!(
+            org = %record.org_slug,
+            deployment = %record.slug,
+            plan = %record.plan,
+            fallback = FALLBACK_PLAN,
+            "the deployment's plan is not in the plan table; applying the fallback plan's limits"
+        );
     }
-}
-
-fn plan_limits_for(plans: &PlanTable, record: &DeploymentRecord) -> PlanLimits {
-    if let Some(limits) = plans.limits(&record.plan) {
-        return limits.clone();
-    }
-    tracing::warn!(
-        org = %record.org_slug,
-        deployment = %record.slug,
-        plan = %record.plan,
-        fallback = FALLBACK_PLAN,
-        "the deployment's plan is not in the plan table; applying the fallback plan's limits"
-    );
-    plans.limits(FALLBACK_PLAN).cloned().unwrap_or_default()
+    plans.effective_limits(&record.plan, record.limit_overrides.as_ref())
 }
 
 /// The state of the tightest limit after a request was admitted, for the `X-RateLimit-*`

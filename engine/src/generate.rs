@@ -418,8 +418,9 @@ impl Generator<'_> {
             }
         }
 
-        // A requested page stops at MAX_PAGE_BYTES of JSON, so a large page size cannot make
-        // one request cost seconds of CPU. `minItems` still wins over the budget.
+        // A requested page stops at MAX_PAGE_BYTES of JSON, because an unbounded page of large
+        // items costs tens of milliseconds of CPU per request (2.3 MB took about 25 ms in
+        // release). `minItems` still wins over the budget.
         let mut page_budget = page_length.map(|_| MAX_PAGE_BYTES);
         let required = minimum.saturating_sub(items.len() as u64) as usize;
 

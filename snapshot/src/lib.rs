@@ -11,7 +11,7 @@ mod remote;
 pub mod settings;
 mod telemetry;
 
-pub use plans::{PlanLimits, PlanTable};
+pub use plans::{PlanLimits, PlanTable, FALLBACK_PLAN};
 pub use plugins::PluginSource;
 pub use remote::{DeploymentHeader, Heartbeat, NotificationMode, RemoteDelta, VersionReply, REDIS_VERSION_CHANNEL};
 pub use telemetry::{DeploymentUsage, RequestLog, TelemetryBatch, TelemetrySink, LATENCY_BUCKETS_MS};

@@ -76,6 +76,9 @@ pub struct PlanTable {
     plans: BTreeMap<String, PlanLimits>,
 }
 
+/// Plan whose limits apply to an organization whose plan name the table does not contain.
+pub const FALLBACK_PLAN: &str = "free";
+
 const MIB: u64 = 1024 * 1024;
 const GIB: u64 = 1024 * MIB;
 
@@ -152,6 +155,21 @@ impl PlanTable {
     /// Returns the plan names in alphabetical order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.plans.keys().map(String::as_str)
+    }
+
+    /// Returns the limits that apply to an organization on `plan`: the plan's limits, or those
+    /// of [`FALLBACK_PLAN`] for a plan name the table does not contain (none when it has neither),
+    /// with the organization's `overrides` applied.
+    pub fn effective_limits(&self, plan: &str, overrides: Option<&PlanLimits>) -> PlanLimits {
+        let plan_limits = self
+            .limits(plan)
+            .or_else(|| self.limits(FALLBACK_PLAN))
+            .cloned()
+            .unwrap_or_default();
+        match overrides {
+            Some(overrides) => plan_limits.overridden_by(overrides),
+            None => plan_limits,
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::billing::BillingOutcome;
-use crate::store::{effective_limits, Organization};
+use crate::store::Organization;
 
 const METRICS: [&str; 4] = ["users", "subscriptions", "usage", "features"];
 const DEFAULT_RANGE: Duration = Duration::days(30);
@@ -169,7 +169,7 @@ fn organization_limits_json(state: &AppState, org: &Organization) -> Value {
     json!({
         "org_id": org.id,
         "plan": org.plan,
-        "plan_limits": limit_values(&effective_limits(plans, &org.plan, None)),
+        "plan_limits": limit_values(&plans.effective_limits(&org.plan, None)),
         "overrides": org.limit_overrides,
         "effective_limits": limit_values(&org.effective_limits(plans)),
     })

@@ -71,17 +71,7 @@ impl Organization {
     /// Returns the limits that apply to the organization: the limits of its plan (of the free
     /// plan for a plan name the table does not contain) with `limit_overrides` applied.
     pub fn effective_limits(&self, plans: &PlanTable) -> PlanLimits {
-        effective_limits(plans, &self.plan, self.limit_overrides.as_ref())
-    }
-}
-
-/// Returns the limits of `plan` (of the free plan for a plan name the table does not contain)
-/// with `overrides` applied.
-pub fn effective_limits(plans: &PlanTable, plan: &str, overrides: Option<&PlanLimits>) -> PlanLimits {
-    let plan_limits = plans.limits(plan).or_else(|| plans.limits("free")).cloned().unwrap_or_default();
-    match overrides {
-        Some(overrides) => plan_limits.overridden_by(overrides),
-        None => plan_limits,
+        plans.effective_limits(&self.plan, self.limit_overrides.as_ref())
     }
 }
 
