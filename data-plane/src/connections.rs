@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, DATE};
 use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 use prometheus::{IntCounter, IntGauge};
 use socket2::SockRef;
@@ -237,7 +237,7 @@ fn encode_closing_response(response: http::Response<Bytes>) -> Vec<u8> {
     let mut headers = parts.headers;
     headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     headers.insert(CONNECTION, HeaderValue::from_static("close"));
-    headers.insert(DATE, crate::server::http_date());
+    headers.insert(DATE, crate::app::http_date());
 
     let mut encoded = Vec::with_capacity(256 + body.len());
     let status = parts.status;
@@ -263,8 +263,8 @@ fn encode_closing_response(response: http::Response<Bytes>) -> Vec<u8> {
 /// Makes closing the request's connection send a TCP reset instead of a FIN, by setting
 /// SO_LINGER to 0 on the socket. Returns false for HTTP/2 requests, which share their
 /// connection, and when the option cannot be set.
-pub(crate) fn reset_on_close(session: &Session) -> bool {
-    let Some(stream) = session.as_downstream().stream() else {
+pub(crate) fn reset_on_close(session: &ServerSession) -> bool {
+    let Some(stream) = session.stream() else {
         return false;
     };
     // pingora's `UniqueID` of a TCP or TLS-over-TCP stream is the socket's file descriptor.

@@ -319,11 +319,16 @@ pub fn request_id(request: &Parts) -> String {
         .filter(|value| is_sane_request_id(value));
     match incoming {
         Some(value) => value.to_owned(),
-        // The thread-local generator avoids a getrandom system call per request.
-        None => uuid::Builder::from_random_bytes(rand::random())
-            .into_uuid()
-            .to_string(),
+        None => new_request_id(),
     }
+}
+
+/// Returns a new random request id, a UUID.
+pub fn new_request_id() -> String {
+    // The thread-local generator avoids a getrandom system call per request.
+    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    let mut text = uuid::Uuid::encode_buffer();
+    id.hyphenated().encode_lower(&mut text).to_owned()
 }
 
 fn is_sane_request_id(value: &str) -> bool {

@@ -17,9 +17,11 @@ use mockforge_snapshot::{PlanTable, TelemetrySink};
 use tokio::sync::watch;
 
 mod admin;
+mod app;
 pub mod chaos;
 mod connections;
 pub mod error;
+mod forward;
 pub mod handler;
 pub mod limits;
 pub mod persist;

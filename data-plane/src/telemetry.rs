@@ -38,11 +38,11 @@ pub struct Finished<'a> {
     pub status: u16,
     pub latency: Duration,
     pub at_unix_ms: i64,
-    pub request_id: &'a str,
+    pub request_id: String,
     pub bytes_in: u64,
     pub bytes_out: u64,
     /// The response's [`LogMessage`], if it had one.
-    pub message: Option<&'a str>,
+    pub message: Option<String>,
 }
 
 /// Response extension with an explanation for the request log, set by the code that built the
@@ -228,7 +228,7 @@ impl Telemetry {
     }
 
     /// Counts one finished request to `served`.
-    pub(crate) fn record(&self, served: &ServedDeployment, finished: &Finished<'_>) {
+    pub(crate) fn record(&self, served: &ServedDeployment, finished: Finished<'_>) {
         let stats = self.stats(served);
         stats.requests.fetch_add(1, Ordering::Relaxed);
         if let Some(slot) = finished
@@ -261,8 +261,8 @@ impl Telemetry {
             status: finished.status,
             latency_ms,
             at_unix_ms: finished.at_unix_ms,
-            request_id: finished.request_id.to_owned(),
-            message: finished.message.map(str::to_owned),
+            request_id: finished.request_id,
+            message: finished.message,
         };
         {
             let mut logs = stats.logs.lock();

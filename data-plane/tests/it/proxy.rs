@@ -1,6 +1,8 @@
 //! Forwarding through `config_json.proxy` to an upstream that the test runs on loopback.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use mockforge_edge::EdgeConfig;
 use mockforge_snapshot::{ApplyOutcome, DeploymentRecord};
@@ -268,6 +270,127 @@ async fn unknown_proxy_operation_fails_deployment() {
         reason.contains("valid operation ids: \"listPets\", \"getPet\""),
         "{reason}"
     );
+
+    edge.shutdown().await;
+}
+
+/// Starts an upstream that reads each request's `Content-Length` body and answers with a body
+/// that has no length (it ends when the connection closes), naming the request and its body.
+/// Returns its address and the number of requests it received.
+async fn unframed_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let received = Arc::new(AtomicUsize::new(0));
+    let counter = received.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut input = Vec::new();
+                let mut buffer = [0u8; 4096];
+                let head_end = loop {
+                    if let Some(end) = input.windows(4).position(|window| window == b"\r\n\r\n") {
+                        break end + 4;
+                    }
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => input.extend_from_slice(&buffer[..read]),
+                    }
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let head = String::from_utf8_lossy(&input[..head_end]).to_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length: "))
+                    .and_then(|value| value.trim().parse().ok())
+                    .unwrap_or(0);
+                while input.len() < head_end + length {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => input.extend_from_slice(&buffer[..read]),
+                    }
+                }
+                let request_line = head.lines().next().unwrap_or_default().to_owned();
+                let body = String::from_utf8_lossy(&input[head_end..head_end + length]);
+                let response = format!(
+                    "HTTP/1.1 201 Created\r\nX-Upstream: unframed\r\nConnection: close\r\n\r\n{request_line}|{length}|{body}"
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (addr, received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_body_reaches_upstream_and_unframed_response_streams_back() {
+    let (upstream, received) = unframed_upstream().await;
+    let feed = FakeFeed::new([proxied_record(json!({
+        "upstream": format!("http://{upstream}/v2"),
+        "mode": "all"
+    }))]);
+    let edge = TestEdge::start_with(feed, private_upstreams_allowed()).await;
+    let client = edge.client();
+
+    for (client, protocol) in [(client, "HTTP/1.1"), (edge.h2c_client(), "h2c")] {
+        let response = client
+            .post(edge.url("acme.localhost", "/petstore/pets?dry=1"))
+            .header("x-request-id", "forwarded-body")
+            .body(r#"{"name":"Rex"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "{protocol}");
+        assert_eq!(response.headers()["x-upstream"], "unframed", "{protocol}");
+        assert_eq!(response.headers()["x-request-id"], "forwarded-body", "{protocol}");
+        assert_eq!(
+            response.text().await.unwrap(),
+            r#"post /v2/pets?dry=1 http/1.1|14|{"name":"Rex"}"#,
+            "{protocol}"
+        );
+    }
+    assert_eq!(received.load(Ordering::SeqCst), 2);
+
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_upload_over_the_limit_never_reaches_upstream() {
+    let (upstream, received) = unframed_upstream().await;
+    let feed = FakeFeed::new([proxied_record(json!({
+        "upstream": format!("http://{upstream}"),
+        "mode": "all"
+    }))]);
+    let config = EdgeConfig {
+        max_request_body_bytes: 1024,
+        ..private_upstreams_allowed()
+    };
+    let edge = TestEdge::start_with(feed, config).await;
+
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", edge.addr.port()))
+        .await
+        .unwrap();
+    let chunk = "x".repeat(700);
+    let request = format!(
+        "POST /petstore/pets HTTP/1.1\r\nHost: acme.localhost\r\nTransfer-Encoding: chunked\r\n\r\n\
+         2bc\r\n{chunk}\r\n2bc\r\n{chunk}\r\n0\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut response),
+    )
+    .await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response.contains(r#""code":"PAYLOAD_TOO_LARGE""#), "{response}");
+    assert!(response.contains(r#""max_bytes":1024"#), "{response}");
+    assert_eq!(received.load(Ordering::SeqCst), 0, "the upstream saw the request");
 
     edge.shutdown().await;
 }

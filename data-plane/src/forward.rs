@@ -1,0 +1,320 @@
+//! Forwarding a request to its deployment's upstream (`config_json.proxy`) over pingora's
+//! HTTP/1.1 client connector, which pools upstream connections per address.
+//!
+//! The request body is read whole before forwarding, within the deployment's body limit, so a
+//! chunked upload cannot exceed the limit on its way to the upstream. The upstream's response
+//! is streamed back as it arrives.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{
+    HeaderName, CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TE, TRANSFER_ENCODING, UPGRADE,
+};
+use http::Version;
+use pingora::connectors::http::v1::Connector;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
+use pingora::protocols::http::ServerSession;
+use pingora::upstreams::peer::HttpPeer;
+
+use crate::app::{respond_error, set_quota_headers, Ending, RequestCtx};
+use crate::error::EdgeError;
+use crate::handler;
+use crate::limits::Quota;
+use crate::proxy::ProxyConfig;
+
+/// Time to open a connection to an upstream.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time an upstream may stay silent while the edge waits for its response.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time an idle upstream connection stays in the pool.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Hop-by-hop headers (RFC 9110, section 7.6.1) that each side of the edge sets for itself.
+const HOP_BY_HOP: [&str; 3] = ["keep-alive", "proxy-connection", "proxy-authenticate"];
+
+/// Forwards requests to upstreams, reusing idle upstream connections.
+pub(crate) struct Forwarder {
+    connector: Connector,
+}
+
+impl Forwarder {
+    pub(crate) fn new() -> Forwarder {
+        Forwarder {
+            connector: Connector::new(None),
+        }
+    }
+
+    /// Forwards the request with its whole `body` and streams the upstream's response back,
+    /// or responds with 502 in the error format when the upstream cannot be reached or fails before
+    /// its response header.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn forward(
+        &self,
+        session: &mut ServerSession,
+        ctx: &mut RequestCtx,
+        proxy: &Arc<ProxyConfig>,
+        base_domain: &str,
+        allow_private: bool,
+        body: Bytes,
+        quota: Option<Quota>,
+    ) -> pingora::Result<Ending> {
+        let addr = match proxy.resolve(allow_private).await {
+            Ok(addr) => addr,
+            Err(reason) => return upstream_failed(session, ctx, proxy, reason, quota).await,
+        };
+        let mut peer = HttpPeer::new(addr, proxy.tls, proxy.host.clone());
+        peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
+        peer.options.read_timeout = Some(READ_TIMEOUT);
+        peer.options.write_timeout = Some(READ_TIMEOUT);
+
+        let request = upstream_request(proxy, session.req_header(), base_domain, body.len())?;
+        let mut upstream = match self.exchange(&peer, request, body).await {
+            Ok(upstream) => upstream,
+            Err(error) => {
+                tracing::debug!(%error, "the upstream exchange failed");
+                let reason = error.etype().as_str().to_owned();
+                return upstream_failed(session, ctx, proxy, reason, quota).await;
+            }
+        };
+
+        let Some(upstream_header) = upstream.resp_header() else {
+            let reason = "the upstream sent no response header".to_owned();
+            return upstream_failed(session, ctx, proxy, reason, quota).await;
+        };
+        let header = downstream_header(upstream_header, session.is_http2(), &ctx.request_id, quota)?;
+        session.write_response_header(Box::new(header)).await?;
+        loop {
+            match upstream.read_body_bytes().await {
+                Ok(Some(chunk)) => {
+                    ctx.bytes_out += chunk.len() as u64;
+                    session.write_response_body(chunk, false).await?;
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    // The status is already sent, so closing the connection is the only way to
+                    // signal an incomplete body.
+                    tracing::warn!(
+                        request_id = %ctx.request_id,
+                        upstream = %proxy.display_url(),
+                        %error,
+                        "the upstream failed while sending its response body"
+                    );
+                    ctx.log_message = Some(format!(
+                        "the upstream {} failed while sending its response body",
+                        proxy.display_url()
+                    ));
+                    return Ok(Ending::Fault);
+                }
+            }
+        }
+        session.write_response_body(Bytes::new(), true).await?;
+        self.connector
+            .release_http_session(upstream, &peer, Some(POOL_IDLE_TIMEOUT))
+            .await;
+        Ok(Ending::Responded)
+    }
+
+    /// Sends the request to the upstream and reads its final (non-informational) response
+    /// header.
+    async fn exchange(
+        &self,
+        peer: &HttpPeer,
+        request: RequestHeader,
+        body: Bytes,
+    ) -> pingora::Result<UpstreamSession> {
+        let (mut upstream, _reused) = self.connector.get_http_session(peer).await?;
+        upstream.write_request_header(Box::new(request)).await?;
+        if !body.is_empty() {
+            upstream.write_body(&body).await?;
+        }
+        upstream.finish_body().await?;
+        loop {
+            upstream.read_response().await?;
+            let informational = upstream
+                .resp_header()
+                .is_some_and(|header| header.status.is_informational() && header.status != 101);
+            if !informational {
+                return Ok(upstream);
+            }
+        }
+    }
+}
+
+/// Logs why a request could not be forwarded and responds with 502 in the error format.
+async fn upstream_failed(
+    session: &mut ServerSession,
+    ctx: &mut RequestCtx,
+    proxy: &ProxyConfig,
+    reason: String,
+    quota: Option<Quota>,
+) -> pingora::Result<Ending> {
+    tracing::warn!(
+        request_id = %ctx.request_id,
+        upstream = %proxy.display_url(),
+        %reason,
+        "failed to forward a request to the upstream"
+    );
+    let error = EdgeError::UpstreamFailed {
+        upstream: proxy.display_url(),
+        reason,
+    };
+    respond_error(session, ctx, &error, quota).await
+}
+
+/// Builds the upstream request: the downstream request with the upstream's path, `Host` and a
+/// `Content-Length` for the body read, without hop-by-hop headers.
+fn upstream_request(
+    proxy: &ProxyConfig,
+    downstream: &RequestHeader,
+    base_domain: &str,
+    body_len: usize,
+) -> pingora::Result<RequestHeader> {
+    let path = handler::deployment_path(downstream, base_domain);
+    let mut target = format!("{}{}", proxy.base_path, path);
+    if let Some(query) = downstream.uri.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    let uri: http::Uri = target.parse().map_err(|error| {
+        pingora::Error::because(
+            pingora::ErrorType::InternalError,
+            "failed to build the upstream request path",
+            error,
+        )
+    })?;
+
+    let had_body = downstream.headers.contains_key(CONTENT_LENGTH)
+        || downstream.headers.contains_key(TRANSFER_ENCODING);
+    let mut request = downstream.clone();
+    request.set_uri(uri);
+    request.set_version(Version::HTTP_11);
+    for name in [CONNECTION, TE, TRANSFER_ENCODING, UPGRADE, EXPECT, CONTENT_LENGTH] {
+        request.remove_header(&name);
+    }
+    for name in HOP_BY_HOP {
+        request.remove_header(&HeaderName::from_static(name));
+    }
+    if body_len > 0 || had_body {
+        request.insert_header(CONTENT_LENGTH, body_len)?;
+    }
+    let default_port = if proxy.tls { 443 } else { 80 };
+    let host = if proxy.port == default_port {
+        proxy.host.clone()
+    } else if proxy.host.contains(':') {
+        format!("[{}]:{}", proxy.host, proxy.port)
+    } else {
+        format!("{}:{}", proxy.host, proxy.port)
+    };
+    request.insert_header(HOST, host)?;
+    Ok(request)
+}
+
+/// Builds the response header for the client from the upstream's: hop-by-hop headers removed,
+/// chunked framing for a body without a length on HTTP/1.1, and the request id and rate-limit
+/// headers added.
+fn downstream_header(
+    upstream: &ResponseHeader,
+    http2: bool,
+    request_id: &str,
+    quota: Option<Quota>,
+) -> pingora::Result<ResponseHeader> {
+    let mut header = upstream.clone();
+    header.set_version(if http2 { Version::HTTP_2 } else { Version::HTTP_11 });
+    for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE] {
+        header.remove_header(&name);
+    }
+    for name in HOP_BY_HOP {
+        header.remove_header(&HeaderName::from_static(name));
+    }
+    let bodiless = upstream.status.is_informational()
+        || upstream.status == http::StatusCode::NO_CONTENT
+        || upstream.status == http::StatusCode::NOT_MODIFIED;
+    if !http2 && !bodiless && !header.headers.contains_key(CONTENT_LENGTH) {
+        header.insert_header(TRANSFER_ENCODING, "chunked")?;
+    }
+    header.insert_header(handler::REQUEST_ID_HEADER, request_id)?;
+    if let Some(quota) = quota {
+        let mut headers = http::HeaderMap::new();
+        set_quota_headers(&mut headers, quota);
+        for (name, value) in headers {
+            if let Some(name) = name {
+                header.insert_header(name, value)?;
+            }
+        }
+    }
+    Ok(header)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxy(base_path: &str, port: u16) -> ProxyConfig {
+        let config = serde_json::json!({
+            "proxy": {"upstream": format!("http://upstream.example:{port}{base_path}")},
+        });
+        let settings = crate::proxy::ProxySettings::from_config(&config).unwrap().unwrap();
+        ProxyConfig::new(settings)
+    }
+
+    #[test]
+    fn upstream_request_takes_path_host_and_length() {
+        let mut downstream = RequestHeader::build("POST", b"/_m/acme/petstore/pets?limit=2", None).unwrap();
+        downstream.insert_header("host", "edge.local").unwrap();
+        downstream.insert_header("transfer-encoding", "chunked").unwrap();
+        downstream.insert_header("connection", "keep-alive").unwrap();
+        downstream.insert_header("x-custom", "kept").unwrap();
+
+        let request = upstream_request(&proxy("/v1", 8080), &downstream, "localhost", 5).unwrap();
+        assert_eq!(request.uri.to_string(), "/v1/pets?limit=2");
+        assert_eq!(request.headers["host"], "upstream.example:8080");
+        assert_eq!(request.headers["content-length"], "5");
+        assert_eq!(request.headers["x-custom"], "kept");
+        assert!(!request.headers.contains_key("transfer-encoding"));
+        assert!(!request.headers.contains_key("connection"));
+    }
+
+    #[test]
+    fn bodiless_request_gets_no_length() {
+        let downstream = RequestHeader::build("GET", b"/_m/acme/petstore/pets", None).unwrap();
+        let request = upstream_request(&proxy("", 80), &downstream, "localhost", 0).unwrap();
+        assert_eq!(request.uri.to_string(), "/pets");
+        assert_eq!(request.headers["host"], "upstream.example");
+        assert!(!request.headers.contains_key("content-length"));
+    }
+
+    #[test]
+    fn response_without_length_is_chunked_on_http1_only() {
+        let mut upstream = ResponseHeader::build(200, None).unwrap();
+        upstream.insert_header("connection", "close").unwrap();
+        upstream.insert_header("content-type", "text/plain").unwrap();
+        let quota = Quota {
+            limit: 10,
+            remaining: 9,
+            reset_unix_secs: 60,
+        };
+
+        let http1 = downstream_header(&upstream, false, "req-1", Some(quota)).unwrap();
+        assert_eq!(http1.headers["transfer-encoding"], "chunked");
+        assert!(!http1.headers.contains_key("connection"));
+        assert_eq!(http1.headers["x-request-id"], "req-1");
+        assert_eq!(http1.headers["x-ratelimit-remaining"], "9");
+        assert_eq!(http1.headers["content-type"], "text/plain");
+
+        let http2 = downstream_header(&upstream, true, "req-1", None).unwrap();
+        assert!(!http2.headers.contains_key("transfer-encoding"));
+        assert!(!http2.headers.contains_key("x-ratelimit-limit"));
+    }
+
+    #[test]
+    fn response_with_length_keeps_it() {
+        let mut upstream = ResponseHeader::build(200, None).unwrap();
+        upstream.insert_header("content-length", "12").unwrap();
+        let header = downstream_header(&upstream, false, "req-1", None).unwrap();
+        assert_eq!(header.headers["content-length"], "12");
+        assert!(!header.headers.contains_key("transfer-encoding"));
+    }
+}
