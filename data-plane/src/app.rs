@@ -24,7 +24,7 @@ use crate::chaos::{ChaosOutcome, FaultKind};
 use crate::error::{error_response, EdgeError};
 use crate::forward::Forwarder;
 use crate::handler::{self, Target};
-use crate::limits::Quota;
+use crate::limits::{Quota, Rejection};
 use crate::snapshot::ServedDeployment;
 use crate::telemetry::{now_unix_ms, Finished, LogMessage};
 use crate::Shared;
@@ -69,6 +69,21 @@ pub(crate) struct RequestCtx {
     pub(crate) log_message: Option<String>,
 }
 
+impl RequestCtx {
+    pub(crate) fn new(request_id: String) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            started_unix_ms: now_unix_ms(),
+            request_id,
+            served: None,
+            single: false,
+            bytes_in: 0,
+            bytes_out: 0,
+            log_message: None,
+        }
+    }
+}
+
 impl EdgeApp {
     pub(crate) fn new(shared: Arc<Shared>, in_flight: Arc<AtomicUsize>) -> EdgeApp {
         let mut options = HttpServerOptions::default();
@@ -83,8 +98,29 @@ impl EdgeApp {
         }
     }
 
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Returns true once the listeners stopped.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Counts a request as in flight until the guard is dropped.
+    pub(crate) fn start_request(&self) -> InFlightGuard {
+        InFlightGuard::new(&self.in_flight)
+    }
+
+    /// Returns a future that resolves when the listeners stop, for a caller that waits for
+    /// the stop many times. It sees a stop only after it was created, so check
+    /// [`EdgeApp::is_stopping`] once it is enabled.
+    pub(crate) fn stop_notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.stop.notified()
+    }
+
     /// Resolves when the listeners stopped.
-    async fn stopped(&self) {
+    pub(crate) async fn stopped(&self) {
         let notified = self.stop.notified();
         if self.stopping.load(Ordering::Acquire) {
             return;
@@ -129,18 +165,8 @@ impl HttpServerApp for EdgeApp {
             session.set_keepalive(None);
         }
 
-        let guard = InFlightGuard::new(&self.in_flight);
-        let request_id = handler::request_id(session.req_header());
-        let mut ctx = RequestCtx {
-            started: Instant::now(),
-            started_unix_ms: now_unix_ms(),
-            request_id,
-            served: None,
-            single: false,
-            bytes_in: 0,
-            bytes_out: 0,
-            log_message: None,
-        };
+        let guard = self.start_request();
+        let mut ctx = RequestCtx::new(handler::request_id(session.req_header()));
         // The span is at debug level because an enabled span costs about 2 µs per request with
         // the fmt subscriber (BENCHMARKS.md). Warnings on the request path name the request id
         // themselves.
@@ -156,7 +182,10 @@ impl HttpServerApp for EdgeApp {
             .await;
         drop(guard);
         let error = ended.as_ref().err().map(|error| error.to_string());
-        self.log(&session, ctx, error.as_deref());
+        let status = session
+            .response_written()
+            .map_or(0, |response| response.status.as_u16());
+        self.log(session.req_header(), status, ctx, error.as_deref());
 
         match ended {
             Ok(Ending::Responded) => {}
@@ -228,21 +257,10 @@ impl EdgeApp {
         span.record("deployment", served.slug.as_str());
         ctx.served = Some(served.clone());
 
-        let quota = match self
-            .shared
-            .limiter
-            .check(served.org_id, served.id, &served.limits, served.period_start)
-        {
+        let quota = match self.admit(&served) {
             Ok(quota) => quota,
             Err(rejection) => {
-                self.shared
-                    .telemetry
-                    .record_rate_limited(&served, rejection.window);
-                let quota = Quota {
-                    limit: rejection.limit,
-                    remaining: 0,
-                    reset_unix_secs: rejection.reset_unix_secs,
-                };
+                let quota = rejection.quota();
                 return respond_error(session, ctx, &rejection.to_error(), Some(quota)).await;
             }
         };
@@ -292,6 +310,74 @@ impl EdgeApp {
         };
         finish_response(ctx, &mut response, quota);
         write_response(session, response).await
+    }
+
+    /// Responds to a request without a body from the mock alone. Returns `None`, having
+    /// counted nothing, when the request needs more: chaos testing, plugins or forwarding.
+    pub(crate) fn respond_plain(
+        &self,
+        request: &http::request::Parts,
+        ctx: &mut RequestCtx,
+    ) -> Option<http::Response<Bytes>> {
+        let config = &self.shared.config;
+        let snapshot = self.shared.snapshot.load();
+        let served = match handler::find_target(&snapshot, &config.base_domain, request) {
+            Target::Unrouted(handled) => {
+                let mut response = handled.response;
+                finish_response(ctx, &mut response, None);
+                return Some(response);
+            }
+            Target::Single => {
+                ctx.single = true;
+                let mut response = handler::respond_single(&snapshot, request, &[]);
+                finish_response(ctx, &mut response, None);
+                return Some(response);
+            }
+            Target::Deployment(served) => served,
+        };
+        let path = handler::deployment_path(request, &config.base_domain);
+        let needs_more = snapshot.plugin_chain(&served.id).is_some()
+            || served
+                .chaos
+                .as_ref()
+                .is_some_and(|chaos| chaos.applies_to(&served.mock, &request.method, path))
+            || served
+                .proxy
+                .as_ref()
+                .is_some_and(|proxy| proxy.forwards(&served.mock, &request.method, path));
+        if needs_more {
+            return None;
+        }
+
+        ctx.served = Some(served.clone());
+        let response = match self.admit(&served) {
+            Ok(quota) => {
+                let mut response =
+                    handler::respond_deployment(&served, &config.base_domain, request, &[]);
+                finish_response(ctx, &mut response, quota);
+                response
+            }
+            Err(rejection) => {
+                let quota = rejection.quota();
+                let mut response = error_response(&rejection.to_error());
+                finish_response(ctx, &mut response, Some(quota));
+                response
+            }
+        };
+        Some(response)
+    }
+
+    /// Counts the request against the deployment's rate limits. Returns the tightest quota, or
+    /// the rejection, which is also counted in the metrics.
+    fn admit(&self, served: &ServedDeployment) -> Result<Option<Quota>, Rejection> {
+        self.shared
+            .limiter
+            .check(served.org_id, served.id, &served.limits, served.period_start)
+            .inspect_err(|rejection| {
+                self.shared
+                    .telemetry
+                    .record_rate_limited(served, rejection.window);
+            })
     }
 
     /// Applies the deployment's chaos settings: waits the injected latency, then responds with
@@ -374,12 +460,15 @@ impl EdgeApp {
         Ok(None)
     }
 
-    /// Writes the request's debug log line and counts it.
-    fn log(&self, session: &ServerSession, ctx: RequestCtx, error: Option<&str>) {
-        let request = session.req_header();
-        let status = session
-            .response_written()
-            .map_or(0, |response| response.status.as_u16());
+    /// Writes the request's debug log line and counts it. `status` is 0 when no response was
+    /// sent.
+    pub(crate) fn log(
+        &self,
+        request: &http::request::Parts,
+        status: u16,
+        ctx: RequestCtx,
+        error: Option<&str>,
+    ) {
         let latency = ctx.started.elapsed();
         tracing::debug!(
             request_id = %ctx.request_id,
@@ -415,10 +504,10 @@ impl EdgeApp {
 }
 
 /// Counts a request as in flight until dropped.
-struct InFlightGuard {
+pub(crate) struct InFlightGuard {
     counter: Arc<AtomicUsize>,
     /// Requests in flight including this one, when it started.
-    count: usize,
+    pub(crate) count: usize,
 }
 
 impl InFlightGuard {
@@ -450,7 +539,7 @@ pub(crate) async fn respond_error(
 }
 
 /// Adds `X-Request-Id` and the `X-RateLimit-*` headers and records the body size.
-fn finish_response(ctx: &mut RequestCtx, response: &mut http::Response<Bytes>, quota: Option<Quota>) {
+pub(crate) fn finish_response(ctx: &mut RequestCtx, response: &mut http::Response<Bytes>, quota: Option<Quota>) {
     handler::set_request_id(response, &ctx.request_id);
     if let Some(quota) = quota {
         set_quota_headers(response.headers_mut(), quota);
@@ -544,7 +633,7 @@ pub(crate) async fn write_response(
 }
 
 /// Returns false for statuses that must not carry `Content-Length` (1xx, 204 and 304).
-fn has_body_framing(status: StatusCode) -> bool {
+pub(crate) fn has_body_framing(status: StatusCode) -> bool {
     !(status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED)

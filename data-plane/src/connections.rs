@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, DATE};
 use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
 use pingora::protocols::http::ServerSession;
@@ -233,31 +232,7 @@ fn encode_frame_header(encoded: &mut Vec<u8>, length: usize, frame_type: u8) {
 /// Encodes a complete HTTP/1.1 response with `Content-Length`, `Date` and
 /// `Connection: close`.
 fn encode_closing_response(response: http::Response<Bytes>) -> Vec<u8> {
-    let (parts, body) = response.into_parts();
-    let mut headers = parts.headers;
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    headers.insert(CONNECTION, HeaderValue::from_static("close"));
-    headers.insert(DATE, crate::app::http_date());
-
-    let mut encoded = Vec::with_capacity(256 + body.len());
-    let status = parts.status;
-    encoded.extend_from_slice(
-        format!(
-            "HTTP/1.1 {} {}\r\n",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        )
-        .as_bytes(),
-    );
-    for (name, value) in &headers {
-        encoded.extend_from_slice(name.as_str().as_bytes());
-        encoded.extend_from_slice(b": ");
-        encoded.extend_from_slice(value.as_bytes());
-        encoded.extend_from_slice(b"\r\n");
-    }
-    encoded.extend_from_slice(b"\r\n");
-    encoded.extend_from_slice(&body);
-    encoded
+    crate::http1::encode_response(response, false, true)
 }
 
 /// Makes closing the request's connection send a TCP reset instead of a FIN, by setting

@@ -22,6 +22,7 @@ pub mod chaos;
 mod connections;
 pub mod error;
 mod forward;
+mod http1;
 pub mod handler;
 pub mod limits;
 pub mod persist;

@@ -69,6 +69,15 @@ pub struct Rejection {
 }
 
 impl Rejection {
+    /// Returns the quota a rejected request reports: nothing remaining until the reset.
+    pub fn quota(&self) -> Quota {
+        Quota {
+            limit: self.limit,
+            remaining: 0,
+            reset_unix_secs: self.reset_unix_secs,
+        }
+    }
+
     pub fn to_error(self) -> EdgeError {
         EdgeError::RateLimited {
             limit: self.limit,

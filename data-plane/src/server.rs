@@ -1,4 +1,4 @@
-//! The pingora server that runs [`crate::app::EdgeApp`]: start, listeners and shutdown.
+//! The pingora server that runs [`crate::http1::EdgeServer`]: start, listeners and shutdown.
 //!
 //! The listening socket is bound before pingora starts and handed to it as an inherited file
 //! descriptor, which makes bind errors synchronous and `local_addr` exact (also for port 0).
@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::admin;
 use crate::app::EdgeApp;
+use crate::http1::EdgeServer;
 use crate::connections::ConnectionLimit;
 use crate::tls::TlsEndpoint;
 use crate::Shared;
@@ -122,7 +123,7 @@ pub(crate) fn start(shared: Arc<Shared>) -> anyhow::Result<EdgeHandle> {
     };
     let threads = server_conf.threads;
 
-    let app = EdgeApp::new(shared.clone(), in_flight.clone());
+    let app = EdgeServer::new(EdgeApp::new(shared.clone(), in_flight.clone()));
     let shutdown_watch = EdgeShutdownWatch {
         trigger: trigger_rx.clone(),
         listeners_stop,
@@ -234,7 +235,7 @@ impl ShutdownSignalWatch for EdgeShutdownWatch {
 /// Runs pingora's listening service on the socket bound in [`start`], and stops its listeners
 /// on the edge's own signal instead of pingora's.
 struct PreboundService {
-    inner: pingora::services::listening::Service<ConnectionLimit<EdgeApp>>,
+    inner: pingora::services::listening::Service<ConnectionLimit<EdgeServer>>,
     fds: ListenFds,
     stop: watch::Receiver<bool>,
     threads: usize,

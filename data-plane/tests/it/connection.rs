@@ -199,3 +199,87 @@ async fn head_response_has_no_body() {
 
     edge.shutdown().await;
 }
+
+/// Sends `requests` in one write and returns the status line and body of each response.
+async fn exchange_pipelined(edge: &TestEdge, requests: &str, responses: usize) -> Vec<(String, Vec<u8>)> {
+    let mut stream = TcpStream::connect(edge.addr).await.unwrap();
+    stream.write_all(requests.as_bytes()).await.unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut received = Vec::new();
+    for _ in 0..responses {
+        received.push(read_response(&mut reader).await);
+    }
+    received
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order() {
+    let feed = FakeFeed::new([record("acme", "petstore", PETSTORE)]);
+    let edge = TestEdge::start(feed).await;
+    let requests = "GET /petstore/pets/2 HTTP/1.1\r\nHost: acme.localhost\r\n\r\n\
+                    GET /petstore/missing HTTP/1.1\r\nHost: acme.localhost\r\n\r\n\
+                    GET /petstore/pets HTTP/1.1\r\nHost: acme.localhost\r\n\r\n";
+    let responses = exchange_pipelined(&edge, requests, 3).await;
+
+    assert_eq!(responses[0].0, "HTTP/1.1 200 OK");
+    let pet: serde_json::Value = serde_json::from_slice(&responses[0].1).unwrap();
+    assert_eq!(pet["name"], "Rex", "one pet first");
+    assert_eq!(responses[1].0, "HTTP/1.1 404 Not Found");
+    let error: serde_json::Value = serde_json::from_slice(&responses[1].1).unwrap();
+    assert_eq!(error["code"], "NOT_FOUND");
+    assert_eq!(responses[2].0, "HTTP/1.1 200 OK");
+    let pets: serde_json::Value = serde_json::from_slice(&responses[2].1).unwrap();
+    assert_eq!(pets[0]["name"], "Rex", "the list last");
+
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_with_body_mid_connection_is_served() {
+    let feed = FakeFeed::new([record("acme", "petstore", PETSTORE)]);
+    let edge = TestEdge::start(feed).await;
+    let body = r#"{"name":"Tom"}"#;
+    let requests = format!(
+        "GET /petstore/pets/1 HTTP/1.1\r\nHost: acme.localhost\r\n\r\n\
+         POST /petstore/pets HTTP/1.1\r\nHost: acme.localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}\
+         GET /petstore/pets/3 HTTP/1.1\r\nHost: acme.localhost\r\n\r\n",
+        body.len()
+    );
+    let responses = exchange_pipelined(&edge, &requests, 3).await;
+
+    // The document declares no POST, so the engine's 405 shows that the request with a body
+    // was parsed whole, and the last response that the connection went on after it.
+    assert_eq!(responses[0].0, "HTTP/1.1 200 OK");
+    assert_eq!(responses[1].0, "HTTP/1.1 405 Method Not Allowed");
+    let error: serde_json::Value = serde_json::from_slice(&responses[1].1).unwrap();
+    assert_eq!(error["code"], "METHOD_NOT_ALLOWED");
+    assert_eq!(responses[2].0, "HTTP/1.1 200 OK");
+    let pet: serde_json::Value = serde_json::from_slice(&responses[2].1).unwrap();
+    assert_eq!(pet["name"], "Rex");
+
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_close_and_http10_close_after_response() {
+    let feed = FakeFeed::new([record("acme", "petstore", PETSTORE)]);
+    let edge = TestEdge::start(feed).await;
+    for request in [
+        "GET /petstore/pets HTTP/1.1\r\nHost: acme.localhost\r\nConnection: close\r\n\r\n",
+        "GET /petstore/pets HTTP/1.0\r\nHost: acme.localhost\r\n\r\n",
+    ] {
+        let mut stream = TcpStream::connect(edge.addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
+            .await
+            .expect("the edge closes the connection after the response")
+            .unwrap();
+        let response = String::from_utf8_lossy(&response);
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        assert!(response.to_ascii_lowercase().contains("\r\nconnection: close\r\n"), "{response}");
+        assert!(response.ends_with(r#"[{"id":1,"name":"Rex"}]"#), "{response}");
+    }
+
+    edge.shutdown().await;
+}

@@ -1,0 +1,394 @@
+//! A fast path for the request shape that dominates mock traffic: an HTTP/1.1 `GET`, `HEAD`,
+//! `OPTIONS` or `DELETE` without a body, served by the mock alone. It parses request heads with
+//! `httparse` and writes each response in one buffer, which costs a fraction of pingora's
+//! per-request session (BENCHMARKS.md).
+//!
+//! Every other request goes to pingora's HTTP/1 server ([`EdgeApp`]) together with the bytes
+//! already read, and the connection stays there. HTTP/2 connections (h2c, or ALPN `h2` over
+//! TLS) go to pingora from the start.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING, UPGRADE};
+use http::{Method, Version};
+use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::{Stream, ALPN};
+use pingora::server::ShutdownWatch;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::futures::Notified;
+
+use crate::app::{has_body_framing, http_date, EdgeApp, RequestCtx};
+use crate::handler;
+
+/// Headers a request head may have on the fast path; a request with more goes to pingora.
+const MAX_HEADERS: usize = 64;
+/// Time a connection may stay silent while the edge waits for (the rest of) a request head,
+/// pingora's default for its own HTTP/1 sessions.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// The first bytes of an HTTP/2 connection with prior knowledge (RFC 9113, section 3.4).
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The edge's connection handler: the HTTP/1 fast path in front of [`EdgeApp`].
+pub(crate) struct EdgeServer {
+    app: Arc<EdgeApp>,
+}
+
+impl EdgeServer {
+    pub(crate) fn new(app: EdgeApp) -> EdgeServer {
+        EdgeServer { app: Arc::new(app) }
+    }
+}
+
+#[async_trait]
+impl ServerApp for EdgeServer {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        if speaks_http2(&mut stream).await {
+            return self.app.process_new(stream, shutdown).await;
+        }
+        self.serve_http1(stream, shutdown).await;
+        None
+    }
+
+    async fn cleanup(&self) {
+        self.app.http_cleanup().await;
+    }
+}
+
+/// A parsed request head that the fast path can serve.
+struct PlainHead {
+    /// Length of the head in the buffer, including the blank line.
+    len: usize,
+    request: http::request::Parts,
+    /// True when the client asked to close the connection after the response.
+    close: bool,
+}
+
+/// The outcome of parsing the start of the buffer.
+// A short-lived stack value: boxing the head would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
+enum Parsed {
+    Plain(PlainHead),
+    /// The head is incomplete, so more bytes are needed.
+    Partial,
+    /// Anything else: a body, another method or version, a head over the limits or one that
+    /// does not parse. pingora serves it, with its own error responses.
+    Other,
+}
+
+impl EdgeServer {
+    /// Serves requests on an HTTP/1 connection until it closes, handing the connection to
+    /// pingora at the first request the fast path does not serve.
+    async fn serve_http1(&self, mut stream: Stream, shutdown: &ShutdownWatch) {
+        let config = &self.app.shared().config;
+        let mut buffer = BytesMut::with_capacity(4096);
+        // One registration for the whole connection instead of one per request.
+        let mut stop = std::pin::pin!(self.app.stop_notified());
+        stop.as_mut().enable();
+        loop {
+            let head = match parse_head(&buffer, config.max_header_bytes) {
+                Parsed::Plain(head) => head,
+                Parsed::Partial if buffer.len() < config.max_header_bytes => {
+                    if self.app.is_stopping() && buffer.is_empty()
+                        || !read_more(&mut stream, &mut buffer, stop.as_mut()).await
+                    {
+                        return;
+                    }
+                    continue;
+                }
+                Parsed::Partial | Parsed::Other => {
+                    return self.hand_over(stream, buffer, shutdown).await;
+                }
+            };
+
+            let guard = self.app.start_request();
+            if guard.count > config.max_concurrent_requests {
+                // pingora's path writes the overload response.
+                drop(guard);
+                return self.hand_over(stream, buffer, shutdown).await;
+            }
+            let mut ctx = RequestCtx::new(handler::request_id(&head.request));
+            let Some(response) = self.app.respond_plain(&head.request, &mut ctx) else {
+                drop(guard);
+                return self.hand_over(stream, buffer, shutdown).await;
+            };
+            buffer.advance(head.len);
+
+            let close = head.close || *shutdown.borrow() || self.app.is_stopping();
+            let status = response.status().as_u16();
+            let encoded = encode_response(response, head.request.method == Method::HEAD, close);
+            let written = async {
+                stream.write_all(&encoded).await?;
+                stream.flush().await
+            }
+            .await;
+            drop(guard);
+            match written {
+                Ok(()) => self.app.log(&head.request, status, ctx, None),
+                Err(error) => {
+                    let error = format!("failed to write the response: {error}");
+                    self.app.log(&head.request, 0, ctx, Some(&error));
+                    return;
+                }
+            }
+            if close {
+                return;
+            }
+        }
+    }
+
+    /// Serves the rest of the connection with pingora's HTTP/1 server, starting with the bytes
+    /// already read.
+    async fn hand_over(&self, stream: Stream, buffer: BytesMut, shutdown: &ShutdownWatch) {
+        let mut session = ServerSession::new_http1(stream);
+        // Requests pipelined behind a request with a body are served in turn (RFC 9112, section
+        // 9.3.2) instead of closing the connection.
+        session.set_pipelining_enabled(true);
+        if !buffer.is_empty() {
+            session.set_pipelined_prefix(buffer);
+        }
+        let mut reused = self.app.process_new_http(session, shutdown).await;
+        while let Some((stream, settings)) = reused.map(|reused| reused.consume()) {
+            let mut session = ServerSession::new_http1(stream);
+            if let Some(settings) = settings {
+                settings.apply_to_session(&mut session);
+            }
+            reused = self.app.process_new_http(session, shutdown).await;
+        }
+    }
+}
+
+/// Reads more bytes of a request head. Returns false when the connection closed, failed,
+/// stayed silent for [`READ_TIMEOUT`] or the listeners stopped (`stop`) while it was idle.
+async fn read_more(stream: &mut Stream, buffer: &mut BytesMut, stop: Pin<&mut Notified<'_>>) -> bool {
+    let idle = buffer.is_empty();
+    let read = tokio::select! {
+        biased;
+        read = pingora_timeout::fast_timeout::fast_timeout(READ_TIMEOUT, stream.read_buf(buffer)) => read,
+        // Only an idle connection closes when the listeners stop, a started request is read.
+        _ = stop, if idle => return false,
+    };
+    match read {
+        Ok(Ok(read)) => read > 0,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "failed to read a request head");
+            false
+        }
+        Err(_) => {
+            tracing::debug!(timeout_secs = READ_TIMEOUT.as_secs(), "a request head timed out");
+            false
+        }
+    }
+}
+
+/// Returns true for a connection that speaks HTTP/2: ALPN `h2` over TLS, or the HTTP/2 preface
+/// in cleartext.
+async fn speaks_http2(stream: &mut Stream) -> bool {
+    if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+        return true;
+    }
+    if stream.get_ssl_digest().is_some() {
+        return false;
+    }
+    let mut preface = [0u8; HTTP2_PREFACE.len()];
+    // A client that sends fewer bytes than the preface and waits is an HTTP/1 client: the
+    // peek waits for the whole preface only while the bytes match it.
+    matches!(stream.try_peek(&mut preface).await, Ok(true)) && preface == HTTP2_PREFACE
+}
+
+/// Parses the request head at the start of `buffer`.
+fn parse_head(buffer: &[u8], max_head_bytes: usize) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let len = match parsed.parse(buffer) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Other,
+    };
+    if len > max_head_bytes || parsed.version != Some(1) {
+        return Parsed::Other;
+    }
+    let method = match parsed.method {
+        Some("GET") => Method::GET,
+        Some("HEAD") => Method::HEAD,
+        Some("OPTIONS") => Method::OPTIONS,
+        Some("DELETE") => Method::DELETE,
+        _ => return Parsed::Other,
+    };
+    let Some(target) = parsed.path.filter(|target| target.starts_with('/')) else {
+        return Parsed::Other;
+    };
+    let Ok(uri) = http::Uri::from_maybe_shared(Bytes::copy_from_slice(target.as_bytes())) else {
+        return Parsed::Other;
+    };
+
+    let mut request = http::Request::new(()).into_parts().0;
+    request.method = method;
+    request.uri = uri;
+    request.version = Version::HTTP_11;
+    request.headers.reserve(parsed.headers.len());
+    let mut close = false;
+    for header in parsed.headers.iter() {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(header.name.as_bytes()),
+            HeaderValue::from_bytes(header.value),
+        ) else {
+            return Parsed::Other;
+        };
+        if name == CONTENT_LENGTH {
+            if value.as_bytes() != b"0" {
+                return Parsed::Other;
+            }
+        } else if name == TRANSFER_ENCODING || name == EXPECT || name == UPGRADE {
+            return Parsed::Other;
+        } else if name == CONNECTION {
+            close |= has_token(&value, "close");
+        }
+        request.headers.append(name, value);
+    }
+    Parsed::Plain(PlainHead {
+        len,
+        request,
+        close,
+    })
+}
+
+/// Returns true when a comma-separated header value lists `token`, ignoring case.
+fn has_token(value: &HeaderValue, token: &str) -> bool {
+    value
+        .to_str()
+        .is_ok_and(|value| value.split(',').any(|item| item.trim().eq_ignore_ascii_case(token)))
+}
+
+/// Encodes a complete HTTP/1.1 response with `Content-Length` and `Date`, and
+/// `Connection: close` when `close` is set. A response to `HEAD` keeps its headers only.
+pub(crate) fn encode_response(response: http::Response<Bytes>, head_only: bool, close: bool) -> Vec<u8> {
+    let (parts, body) = response.into_parts();
+    let status = parts.status;
+    let mut encoded = Vec::with_capacity(256 + body.len());
+    encoded.extend_from_slice(b"HTTP/1.1 ");
+    encoded.extend_from_slice(status.as_str().as_bytes());
+    encoded.push(b' ');
+    encoded.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    encoded.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        if name == CONTENT_LENGTH || name == CONNECTION {
+            continue;
+        }
+        push_header(&mut encoded, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if has_body_framing(status) {
+        let mut length = itoa::Buffer::new();
+        push_header(&mut encoded, b"content-length", length.format(body.len()).as_bytes());
+    }
+    push_header(&mut encoded, b"date", http_date().as_bytes());
+    if close {
+        push_header(&mut encoded, b"connection", b"close");
+    }
+    encoded.extend_from_slice(b"\r\n");
+    if !head_only {
+        encoded.extend_from_slice(&body);
+    }
+    encoded
+}
+
+fn push_header(encoded: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    encoded.extend_from_slice(name);
+    encoded.extend_from_slice(b": ");
+    encoded.extend_from_slice(value);
+    encoded.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(head: &[u8]) -> PlainHead {
+        match parse_head(head, 64 * 1024) {
+            Parsed::Plain(head) => head,
+            Parsed::Partial => panic!("partial head"),
+            Parsed::Other => panic!("head not served on the fast path"),
+        }
+    }
+
+    #[test]
+    fn get_without_body_is_plain() {
+        let bytes = b"GET /petstore/pets?limit=2 HTTP/1.1\r\nHost: acme.localhost\r\nX-Request-Id: r-1\r\n\r\nGET /next";
+        let head = plain(bytes);
+        assert_eq!(head.len, bytes.len() - "GET /next".len());
+        assert_eq!(head.request.method, Method::GET);
+        assert_eq!(head.request.uri, "/petstore/pets?limit=2");
+        assert_eq!(head.request.headers["host"], "acme.localhost");
+        assert_eq!(head.request.headers["x-request-id"], "r-1");
+        assert!(!head.close);
+    }
+
+    #[test]
+    fn connection_close_is_noticed() {
+        let head = plain(b"HEAD / HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n");
+        assert!(head.close);
+        assert_eq!(head.request.method, Method::HEAD);
+    }
+
+    #[test]
+    fn other_requests_go_to_pingora() {
+        for head in [
+            &b"POST /pets HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"[..],
+            b"GET /pets HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
+            b"GET /pets HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET /pets HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            b"GET /pets HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+            b"GET /pets HTTP/1.0\r\n\r\n",
+            b"GET http://acme.localhost/pets HTTP/1.1\r\n\r\n",
+            b"GET /pets HTTP/1.1\r\nBad Header: x\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse_head(head, 64 * 1024), Parsed::Other),
+                "{}",
+                String::from_utf8_lossy(head)
+            );
+        }
+    }
+
+    #[test]
+    fn incomplete_and_oversized_heads() {
+        assert!(matches!(parse_head(b"GET /pets HTTP/1.1\r\nHost: a", 1024), Parsed::Partial));
+        let long = format!("GET /pets HTTP/1.1\r\nX-Long: {}\r\n\r\n", "a".repeat(200));
+        assert!(matches!(parse_head(long.as_bytes(), 100), Parsed::Other));
+    }
+
+    #[test]
+    fn response_is_encoded_with_length_and_date() {
+        let mut response = http::Response::new(Bytes::from_static(b"[1,2]"));
+        response
+            .headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        let encoded = String::from_utf8(encode_response(response.clone(), false, false)).unwrap();
+        assert!(encoded.starts_with("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"), "{encoded}");
+        assert!(encoded.contains("\r\ncontent-length: 5\r\n"), "{encoded}");
+        assert!(encoded.contains("\r\ndate: "), "{encoded}");
+        assert!(!encoded.contains("connection"), "{encoded}");
+        assert!(encoded.ends_with("\r\n\r\n[1,2]"), "{encoded}");
+
+        let head_only = String::from_utf8(encode_response(response, true, true)).unwrap();
+        assert!(head_only.contains("\r\ncontent-length: 5\r\n"), "{head_only}");
+        assert!(head_only.ends_with("connection: close\r\n\r\n"), "{head_only}");
+    }
+
+    #[test]
+    fn no_content_has_no_length() {
+        let mut response = http::Response::new(Bytes::new());
+        *response.status_mut() = http::StatusCode::NO_CONTENT;
+        let encoded = String::from_utf8(encode_response(response, false, false)).unwrap();
+        assert!(encoded.starts_with("HTTP/1.1 204 No Content\r\n"), "{encoded}");
+        assert!(!encoded.contains("content-length"), "{encoded}");
+    }
+}
