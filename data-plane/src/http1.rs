@@ -199,9 +199,11 @@ async fn speaks_http2(stream: &mut Stream) -> bool {
         return false;
     }
     let mut preface = [0u8; HTTP2_PREFACE.len()];
-    // A client that sends fewer bytes than the preface and waits is an HTTP/1 client: the
-    // peek waits for the whole preface only while the bytes match it.
-    matches!(stream.try_peek(&mut preface).await, Ok(true)) && preface == HTTP2_PREFACE
+    // Like pingora's own h2c detection, the peek waits until as many bytes as the preface has
+    // arrived. Every HTTP/1.1 request is longer because it carries a `Host` header, and the
+    // timeout ends the wait for a client that sends less.
+    let peeked = pingora_timeout::fast_timeout::fast_timeout(READ_TIMEOUT, stream.try_peek(&mut preface)).await;
+    matches!(peeked, Ok(Ok(true))) && preface == HTTP2_PREFACE
 }
 
 /// Parses the request head at the start of `buffer`.
