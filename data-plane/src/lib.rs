@@ -144,7 +144,7 @@ impl Edge {
     pub fn new(config: EdgeConfig) -> Edge {
         let (stopped, _) = watch::channel(false);
         let (terminated, _) = watch::channel(false);
-        let telemetry = telemetry::Telemetry::new();
+        let telemetry = telemetry::Telemetry::new(config.threads);
         let plugins = plugins::EdgePlugins::new(&telemetry.metrics.registry);
         let shared = Shared {
             config,

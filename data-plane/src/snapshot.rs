@@ -201,13 +201,14 @@ fn warn_duplicate(kept: &ServedDeployment, dropped: &ServedDeployment) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const DOCUMENT: &str =
         r#"{"openapi": "3.0.3", "info": {"title": "T", "version": "1"}, "paths": {}}"#;
 
-    fn deployment(id: u128, org: &str, slug: &str) -> Arc<ServedDeployment> {
+    /// Returns a deployment of an empty document, for tests.
+    pub(crate) fn deployment(id: u128, org: &str, slug: &str) -> Arc<ServedDeployment> {
         let compiled =
             mockforge_engine::compile(DOCUMENT, mockforge_engine::MockOptions::default())
                 .unwrap_or_else(|error| {

@@ -1,12 +1,13 @@
 //! Usage counters, request logs and Prometheus metrics per deployment.
 //!
-//! The request path only touches atomics and one short per-deployment lock for the log ring
-//! buffer: each deployment's counters sit behind an `Arc` in a `DashMap` keyed by deployment
-//! id. [`Telemetry::take_batch`] swaps the window counters to zero, so every request is counted
-//! in exactly one batch even while requests keep arriving.
+//! Each deployment's counters and request-log ring sit behind an `Arc` in a `DashMap` keyed by
+//! deployment id, split into one shard per worker thread on cache lines of its own. A request
+//! touches only its thread's shard, so workers do not contend on counters or on the log lock.
+//! [`Telemetry::take_batch`] swaps every shard's window counters to zero and merges the shards,
+//! so every request is counted in exactly one batch even while requests keep arriving.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -26,6 +27,8 @@ pub const LOGS_PER_DEPLOYMENT: usize = 200;
 /// Request logs an undelivered batch keeps while it waits to be merged into the next one.
 pub const MAX_PENDING_LOGS: usize = 50_000;
 
+/// Shards per deployment at most, whatever the number of worker threads.
+const MAX_SHARDS: usize = 16;
 const FIRST_STATUS: u16 = 100;
 const STATUS_SLOTS: usize = 500;
 const LATENCY_SLOTS: usize = LATENCY_BUCKETS_MS.len() + 1;
@@ -54,6 +57,16 @@ pub(crate) struct LogMessage(pub(crate) String);
 struct DeploymentStats {
     deployment_id: Uuid,
     org_id: Uuid,
+    shards: Box<[StatsShard]>,
+    /// `None` until the first request and again after the deployment left the snapshot, so a
+    /// request recreates the series that [`Telemetry::remove_deployment_series`] removed.
+    metrics: ArcSwapOption<DeploymentMetrics>,
+}
+
+/// One worker thread's share of a deployment's counters, aligned so that two shards never share
+/// a cache line.
+#[repr(align(128))]
+struct StatsShard {
     requests: AtomicU64,
     /// Responses by status code from 100 to 599, at index `status - 100`.
     statuses: Box<[AtomicU64]>,
@@ -62,9 +75,55 @@ struct DeploymentStats {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     logs: Mutex<VecDeque<RequestLog>>,
-    /// `None` until the first request and again after the deployment left the snapshot, so a
-    /// request recreates the series that [`Telemetry::remove_deployment_series`] removed.
-    metrics: ArcSwapOption<DeploymentMetrics>,
+}
+
+impl StatsShard {
+    fn new() -> StatsShard {
+        StatsShard {
+            requests: AtomicU64::new(0),
+            statuses: (0..STATUS_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            latency_buckets: Default::default(),
+            latency_micros_sum: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            logs: Mutex::new(VecDeque::new()),
+        }
+    }
+}
+
+impl StatsShard {
+    /// Adds the shard's window counters to `usage` and moves its request logs to `logs`,
+    /// leaving the shard at zero.
+    fn take_into(&self, usage: &mut DeploymentUsage, logs: &mut Vec<RequestLog>) {
+        logs.extend(self.logs.lock().drain(..));
+        let requests = self.requests.swap(0, Ordering::AcqRel);
+        if requests == 0 {
+            return;
+        }
+        usage.requests += requests;
+        for (index, slot) in self.statuses.iter().enumerate() {
+            let count = slot.swap(0, Ordering::AcqRel);
+            if count > 0 {
+                *usage.status_counts.entry(FIRST_STATUS + index as u16).or_default() += count;
+            }
+        }
+        for (total, bucket) in usage.latency_buckets.iter_mut().zip(&self.latency_buckets) {
+            *total += bucket.swap(0, Ordering::AcqRel);
+        }
+        usage.latency_ms_sum += self.latency_micros_sum.swap(0, Ordering::AcqRel) as f64 / 1000.0;
+        usage.bytes_in += self.bytes_in.swap(0, Ordering::AcqRel);
+        usage.bytes_out += self.bytes_out.swap(0, Ordering::AcqRel);
+    }
+}
+
+/// Returns the calling thread's shard index below `shards`. Threads get indexes in the order
+/// they first record, so the edge's worker threads get distinct shards.
+fn shard_index(shards: usize) -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    INDEX.with(|index| index % shards)
 }
 
 /// Prometheus series of one deployment, created on its first request.
@@ -211,6 +270,8 @@ impl Metrics {
 /// Telemetry of one edge.
 pub(crate) struct Telemetry {
     deployments: DashMap<Uuid, Arc<DeploymentStats>>,
+    /// Shards per deployment: the number of worker threads.
+    shards: usize,
     pub(crate) metrics: Metrics,
     /// A batch whose delivery failed, merged into the next one.
     pending: Mutex<Option<TelemetryBatch>>,
@@ -218,9 +279,11 @@ pub(crate) struct Telemetry {
 }
 
 impl Telemetry {
-    pub(crate) fn new() -> Telemetry {
+    /// Creates the telemetry of an edge whose requests run on `threads` worker threads.
+    pub(crate) fn new(threads: usize) -> Telemetry {
         Telemetry {
             deployments: DashMap::new(),
+            shards: threads.clamp(1, MAX_SHARDS),
             metrics: Metrics::new(),
             pending: Mutex::new(None),
             window_start_unix_ms: AtomicU64::new(now_unix_ms() as u64),
@@ -230,11 +293,12 @@ impl Telemetry {
     /// Counts one finished request to `served`.
     pub(crate) fn record(&self, served: &ServedDeployment, finished: Finished<'_>) {
         let stats = self.stats(served);
-        stats.requests.fetch_add(1, Ordering::Relaxed);
+        let shard = &stats.shards[shard_index(stats.shards.len())];
+        shard.requests.fetch_add(1, Ordering::Relaxed);
         if let Some(slot) = finished
             .status
             .checked_sub(FIRST_STATUS)
-            .and_then(|index| stats.statuses.get(index as usize))
+            .and_then(|index| shard.statuses.get(index as usize))
         {
             slot.fetch_add(1, Ordering::Relaxed);
         }
@@ -243,14 +307,14 @@ impl Telemetry {
             .iter()
             .position(|bound| latency_ms <= *bound)
             .unwrap_or(LATENCY_BUCKETS_MS.len());
-        stats.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        stats
+        shard.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        shard
             .latency_micros_sum
             .fetch_add(finished.latency.as_micros() as u64, Ordering::Relaxed);
-        stats
+        shard
             .bytes_in
             .fetch_add(finished.bytes_in, Ordering::Relaxed);
-        stats
+        shard
             .bytes_out
             .fetch_add(finished.bytes_out, Ordering::Relaxed);
 
@@ -265,8 +329,8 @@ impl Telemetry {
             message: finished.message,
         };
         {
-            let mut logs = stats.logs.lock();
-            if logs.len() >= LOGS_PER_DEPLOYMENT {
+            let mut logs = shard.logs.lock();
+            if logs.len() >= LOGS_PER_DEPLOYMENT.div_ceil(stats.shards.len()) {
                 logs.pop_front();
             }
             logs.push_back(log);
@@ -370,13 +434,7 @@ impl Telemetry {
                 Arc::new(DeploymentStats {
                     deployment_id: served.id,
                     org_id: served.org_id,
-                    requests: AtomicU64::new(0),
-                    statuses: (0..STATUS_SLOTS).map(|_| AtomicU64::new(0)).collect(),
-                    latency_buckets: Default::default(),
-                    latency_micros_sum: AtomicU64::new(0),
-                    bytes_in: AtomicU64::new(0),
-                    bytes_out: AtomicU64::new(0),
-                    logs: Mutex::new(VecDeque::new()),
+                    shards: (0..self.shards).map(|_| StatsShard::new()).collect(),
                     metrics: ArcSwapOption::empty(),
                 })
             })
@@ -399,34 +457,22 @@ impl Telemetry {
         };
         for entry in self.deployments.iter() {
             let stats = entry.value();
-            let requests = stats.requests.swap(0, Ordering::AcqRel);
-            let mut logs: Vec<RequestLog> = stats.logs.lock().drain(..).collect();
-            if requests == 0 && logs.is_empty() {
-                continue;
-            }
-            batch.logs.append(&mut logs);
-            let mut status_counts = BTreeMap::new();
-            for (index, slot) in stats.statuses.iter().enumerate() {
-                let count = slot.swap(0, Ordering::AcqRel);
-                if count > 0 {
-                    status_counts.insert(FIRST_STATUS + index as u16, count);
-                }
-            }
-            batch.usage.push(DeploymentUsage {
+            let mut usage = DeploymentUsage {
                 deployment_id: stats.deployment_id,
                 org_id: stats.org_id,
-                requests,
-                status_counts,
-                latency_buckets: stats
-                    .latency_buckets
-                    .iter()
-                    .map(|bucket| bucket.swap(0, Ordering::AcqRel))
-                    .collect(),
-                latency_ms_sum: stats.latency_micros_sum.swap(0, Ordering::AcqRel) as f64
-                    / 1000.0,
-                bytes_in: stats.bytes_in.swap(0, Ordering::AcqRel),
-                bytes_out: stats.bytes_out.swap(0, Ordering::AcqRel),
-            });
+                requests: 0,
+                status_counts: BTreeMap::new(),
+                latency_buckets: vec![0; LATENCY_SLOTS],
+                latency_ms_sum: 0.0,
+                bytes_in: 0,
+                bytes_out: 0,
+            };
+            for shard in stats.shards.iter() {
+                shard.take_into(&mut usage, &mut batch.logs);
+            }
+            if usage.requests > 0 {
+                batch.usage.push(usage);
+            }
         }
         batch.logs.sort_by_key(|log| log.at_unix_ms);
 
@@ -524,6 +570,53 @@ mod tests {
             bytes_in: requests,
             bytes_out: 2 * requests,
         }
+    }
+
+    #[test]
+    fn shards_of_two_threads_add_up() {
+        let telemetry = Telemetry::new(2);
+        let served = crate::snapshot::tests::deployment(7, "acme", "petstore");
+        std::thread::scope(|scope| {
+            for (thread, status) in [(0i64, 200u16), (1, 404)] {
+                let (telemetry, served) = (&telemetry, &served);
+                scope.spawn(move || {
+                    for request in 0..150i64 {
+                        telemetry.record(
+                            served,
+                            Finished {
+                                method: "GET",
+                                path: "/pets",
+                                status,
+                                latency: Duration::from_micros(300),
+                                at_unix_ms: request * 2 + thread,
+                                request_id: format!("r-{thread}-{request}"),
+                                bytes_in: 1,
+                                bytes_out: 10,
+                                message: None,
+                            },
+                        );
+                    }
+                });
+            }
+        });
+
+        let batch = telemetry.take_batch("node-1");
+        assert_eq!(batch.usage.len(), 1);
+        let usage = &batch.usage[0];
+        assert_eq!(usage.requests, 300);
+        assert_eq!(usage.status_counts, BTreeMap::from([(200, 150), (404, 150)]));
+        assert_eq!(usage.latency_buckets[0], 300, "all requests in the first bucket");
+        assert_eq!(usage.bytes_in, 300);
+        assert_eq!(usage.bytes_out, 3000);
+        assert!((usage.latency_ms_sum - 90.0).abs() < 1e-9);
+        // Each thread's shard keeps its newest half of the ring's capacity.
+        assert_eq!(batch.logs.len(), LOGS_PER_DEPLOYMENT);
+        assert!(batch.logs.windows(2).all(|pair| pair[0].at_unix_ms <= pair[1].at_unix_ms));
+        assert_eq!(batch.logs.last().unwrap().request_id, "r-1-149");
+
+        let empty = telemetry.take_batch("node-1");
+        assert!(empty.usage.is_empty());
+        assert!(empty.logs.is_empty());
     }
 
     #[test]
