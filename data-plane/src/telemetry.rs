@@ -117,7 +117,8 @@ impl StatsShard {
 }
 
 /// Returns the calling thread's shard index below `shards`. Threads get indexes in the order
-/// they first record, so the edge's worker threads get distinct shards.
+/// they first record, so an edge's worker threads get distinct shards unless several edges run
+/// in one process. Threads that share a shard still count correctly, they only contend.
 fn shard_index(shards: usize) -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
