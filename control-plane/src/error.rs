@@ -54,11 +54,16 @@ pub enum ApiError {
     #[error("{message}")]
     PlanLimitExceeded { message: String, plan: String, limit: u64 },
 
-    #[error(
-        "storing {upload_bytes} more bytes would exceed the storage quota of the {plan} plan: {used_bytes} of \
-         {limit_bytes} bytes are used; delete deployments or upgrade the plan"
-    )]
-    StorageQuotaExceeded { plan: String, used_bytes: u64, limit_bytes: u64, upload_bytes: u64 },
+    /// `limit_source` is `plan`, or `organization` for a limit a platform admin set.
+    #[error("{message}")]
+    StorageQuotaExceeded {
+        message: String,
+        plan: String,
+        limit_source: &'static str,
+        used_bytes: u64,
+        limit_bytes: u64,
+        upload_bytes: u64,
+    },
 
     #[error("{resource} {id} not found")]
     NotFound { resource: &'static str, id: String },
@@ -191,8 +196,9 @@ impl ApiError {
             ApiError::BlockedAddress { url, address } => json!({ "url": url, "address": address }),
             ApiError::InsufficientScope { scope } => json!({ "required_scope": scope }),
             ApiError::PlanLimitExceeded { plan, limit, .. } => json!({ "plan": plan, "limit": limit }),
-            ApiError::StorageQuotaExceeded { plan, used_bytes, limit_bytes, upload_bytes } => json!({
+            ApiError::StorageQuotaExceeded { plan, limit_source, used_bytes, limit_bytes, upload_bytes, .. } => json!({
                 "plan": plan,
+                "limit_source": limit_source,
                 "used_bytes": used_bytes,
                 "limit_bytes": limit_bytes,
                 "upload_bytes": upload_bytes,

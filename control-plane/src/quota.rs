@@ -66,7 +66,23 @@ pub async fn check_upload(state: &AppState, org: &Organization, upload_bytes: u6
         upload_bytes,
         "rejected an upload over the storage quota"
     );
-    Err(ApiError::StorageQuotaExceeded { plan: org.plan.clone(), used_bytes, limit_bytes, upload_bytes })
+    let overridden = org.limit_overrides.as_ref().is_some_and(|overrides| overrides.max_storage_bytes.is_some());
+    let (message, limit_source) = if overridden {
+        let message = format!(
+            "storing {upload_bytes} more bytes would exceed the storage quota of organization {} (a limit set by a \
+             platform admin): {used_bytes} of {limit_bytes} bytes are used; delete deployments first",
+            org.slug
+        );
+        (message, "organization")
+    } else {
+        let message = format!(
+            "storing {upload_bytes} more bytes would exceed the storage quota of the {} plan: {used_bytes} of \
+             {limit_bytes} bytes are used; delete deployments or upgrade the plan",
+            org.plan
+        );
+        (message, "plan")
+    };
+    Err(ApiError::StorageQuotaExceeded { message, plan: org.plan.clone(), limit_source, used_bytes, limit_bytes, upload_bytes })
 }
 
 /// Checks the upload of an OpenAPI document like [`check_upload`]. A document that the

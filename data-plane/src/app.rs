@@ -193,7 +193,9 @@ impl HttpServerApp for EdgeApp {
         }
         let settings = HttpPersistentSettings::for_session(&session);
         match session.finish().await {
-            Ok(reusable) => reusable.map(|stream| ReusedHttpStream::from_reusable_stream(stream, settings)),
+            Ok(reusable) => {
+                reusable.map(|stream| ReusedHttpStream::from_reusable_stream(stream, settings))
+            }
             Err(error) => {
                 tracing::debug!(%error, "failed to finish a response");
                 None
@@ -235,23 +237,28 @@ impl EdgeApp {
         }
 
         let snapshot = self.shared.snapshot.load_full();
-        let served = match handler::find_target(&snapshot, &config.base_domain, session.req_header()) {
-            Target::Unrouted(handled) => {
-                let mut response = handled.response;
-                finish_response(ctx, &mut response, None);
-                return write_response(session, response).await;
-            }
-            Target::Single => {
-                ctx.single = true;
-                let Some(body) = self.read_body(session, ctx, config.max_request_body_bytes).await? else {
-                    return Ok(Ending::Responded);
-                };
-                let mut response = handler::respond_single(&snapshot, session.req_header(), &body);
-                finish_response(ctx, &mut response, None);
-                return write_response(session, response).await;
-            }
-            Target::Deployment(served) => served,
-        };
+        let served =
+            match handler::find_target(&snapshot, &config.base_domain, session.req_header()) {
+                Target::Unrouted(handled) => {
+                    let mut response = handled.response;
+                    finish_response(ctx, &mut response, None);
+                    return write_response(session, response).await;
+                }
+                Target::Single => {
+                    ctx.single = true;
+                    let Some(body) = self
+                        .read_body(session, ctx, config.max_request_body_bytes)
+                        .await?
+                    else {
+                        return Ok(Ending::Responded);
+                    };
+                    let mut response =
+                        handler::respond_single(&snapshot, session.req_header(), &body);
+                    finish_response(ctx, &mut response, None);
+                    return write_response(session, response).await;
+                }
+                Target::Deployment(served) => served,
+            };
         let span = tracing::Span::current();
         span.record("org", served.org_slug.as_str());
         span.record("deployment", served.slug.as_str());
@@ -265,12 +272,14 @@ impl EdgeApp {
             }
         };
 
-        let max_body = served
-            .limits
-            .max_request_body_bytes
-            .map_or(config.max_request_body_bytes, |plan_max| {
-                config.max_request_body_bytes.min(plan_max.try_into().unwrap_or(usize::MAX))
-            });
+        let max_body = served.limits.max_request_body_bytes.map_or(
+            config.max_request_body_bytes,
+            |plan_max| {
+                config
+                    .max_request_body_bytes
+                    .min(plan_max.try_into().unwrap_or(usize::MAX))
+            },
+        );
 
         let forwarded = served.proxy.as_ref().is_some_and(|proxy| {
             let path = handler::deployment_path(session.req_header(), &config.base_domain);
@@ -285,7 +294,15 @@ impl EdgeApp {
         if let (true, Some(proxy)) = (forwarded, &served.proxy) {
             return self
                 .forwarder
-                .forward(session, ctx, proxy, &config.base_domain, config.allow_private_upstreams, body, quota)
+                .forward(
+                    session,
+                    ctx,
+                    proxy,
+                    &config.base_domain,
+                    config.allow_private_upstreams,
+                    body,
+                    quota,
+                )
                 .await;
         }
 
@@ -372,7 +389,12 @@ impl EdgeApp {
     fn admit(&self, served: &ServedDeployment) -> Result<Option<Quota>, Rejection> {
         self.shared
             .limiter
-            .check(served.org_id, served.id, &served.limits, served.period_start)
+            .check(
+                served.org_id,
+                served.id,
+                &served.limits,
+                served.period_start,
+            )
             .inspect_err(|rejection| {
                 self.shared
                     .telemetry
@@ -539,13 +561,20 @@ pub(crate) async fn respond_error(
 }
 
 /// Adds `X-Request-Id` and the `X-RateLimit-*` headers and records the body size.
-pub(crate) fn finish_response(ctx: &mut RequestCtx, response: &mut http::Response<Bytes>, quota: Option<Quota>) {
+pub(crate) fn finish_response(
+    ctx: &mut RequestCtx,
+    response: &mut http::Response<Bytes>,
+    quota: Option<Quota>,
+) {
     handler::set_request_id(response, &ctx.request_id);
     if let Some(quota) = quota {
         set_quota_headers(response.headers_mut(), quota);
     }
     ctx.bytes_out = response.body().len() as u64;
-    ctx.log_message = response.extensions_mut().remove::<LogMessage>().map(|message| message.0);
+    ctx.log_message = response
+        .extensions_mut()
+        .remove::<LogMessage>()
+        .map(|message| message.0);
 }
 
 /// Sets the `X-RateLimit-*` headers.
@@ -558,15 +587,18 @@ pub(crate) fn set_quota_headers(headers: &mut http::HeaderMap, quota: Quota) {
 /// Returns the size of the request line and headers as sent, approximately: method, target,
 /// and each `name: value` line with its line break.
 fn header_bytes(request: &pingora::http::RequestHeader) -> usize {
-    let target = request.uri.path_and_query().map_or(1, |target| target.as_str().len())
-        + request.uri.authority().map_or(0, |authority| authority.as_str().len());
+    let target = request
+        .uri
+        .path_and_query()
+        .map_or(1, |target| target.as_str().len())
+        + request
+            .uri
+            .authority()
+            .map_or(0, |authority| authority.as_str().len());
     let line = request.method.as_str().len() + target + 12;
-    request
-        .headers
-        .iter()
-        .fold(line, |total, (name, value)| {
-            total + name.as_str().len() + value.len() + 4
-        })
+    request.headers.iter().fold(line, |total, (name, value)| {
+        total + name.as_str().len() + value.len() + 4
+    })
 }
 
 /// Reads the whole request body. Returns `None` when it exceeds `max_bytes`, judged by
@@ -574,7 +606,10 @@ fn header_bytes(request: &pingora::http::RequestHeader) -> usize {
 ///
 /// A client that sent `Expect: 100-continue` gets `100 Continue` once the declared length is
 /// accepted.
-async fn read_body(session: &mut ServerSession, max_bytes: usize) -> pingora::Result<Option<Bytes>> {
+async fn read_body(
+    session: &mut ServerSession,
+    max_bytes: usize,
+) -> pingora::Result<Option<Bytes>> {
     let headers = &session.req_header().headers;
     let declared = headers
         .get(CONTENT_LENGTH)

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::header::{
     HeaderName, CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TE, TRANSFER_ENCODING, UPGRADE,
 };
-use http::Version;
+use http::{Method, Version};
 use pingora::connectors::http::v1::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
@@ -32,8 +32,16 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time an idle upstream connection stays in the pool.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Hop-by-hop headers (RFC 9110, section 7.6.1) that each side of the edge sets for itself.
-const HOP_BY_HOP: [&str; 3] = ["keep-alive", "proxy-connection", "proxy-authenticate"];
+/// Hop-by-hop headers (RFC 9110, section 7.6.1) that each side of the edge sets for itself,
+/// besides the fields `Connection` names.
+const HOP_BY_HOP: [&str; 4] = [
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+/// Times a request is sent when pooled upstream connections fail on first use.
+const MAX_ATTEMPTS: usize = 3;
 
 /// Forwards requests to upstreams, reusing idle upstream connections.
 pub(crate) struct Forwarder {
@@ -84,7 +92,8 @@ impl Forwarder {
             let reason = "the upstream sent no response header".to_owned();
             return upstream_failed(session, ctx, proxy, reason, quota).await;
         };
-        let header = downstream_header(upstream_header, session.is_http2(), &ctx.request_id, quota)?;
+        let header =
+            downstream_header(upstream_header, session.is_http2(), &ctx.request_id, quota)?;
         session.write_response_header(Box::new(header)).await?;
         loop {
             match upstream.read_body_bytes().await {
@@ -125,20 +134,45 @@ impl Forwarder {
         request: RequestHeader,
         body: Bytes,
     ) -> pingora::Result<UpstreamSession> {
-        let (mut upstream, _reused) = self.connector.get_http_session(peer).await?;
-        upstream.write_request_header(Box::new(request)).await?;
-        if !body.is_empty() {
-            upstream.write_body(&body).await?;
-        }
-        upstream.finish_body().await?;
+        let idempotent = matches!(
+            request.method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+        );
+        let mut attempts = 0;
         loop {
-            upstream.read_response().await?;
-            let informational = upstream
-                .resp_header()
-                .is_some_and(|header| header.status.is_informational() && header.status != 101);
-            if !informational {
-                return Ok(upstream);
+            attempts += 1;
+            let (mut upstream, reused) = self.connector.get_http_session(peer).await?;
+            match send(&mut upstream, request.clone(), &body).await {
+                Ok(()) => return Ok(upstream),
+                // A pooled connection the upstream closed while it was idle fails on first use,
+                // so an idempotent request is sent again on the next connection.
+                Err(error) if reused && idempotent && attempts < MAX_ATTEMPTS => {
+                    tracing::debug!(%error, attempts, "a pooled upstream connection failed; retrying");
+                }
+                Err(error) => return Err(error),
             }
+        }
+    }
+}
+
+/// Sends the request on `upstream` and reads its final (non-informational) response header.
+async fn send(
+    upstream: &mut UpstreamSession,
+    request: RequestHeader,
+    body: &Bytes,
+) -> pingora::Result<()> {
+    upstream.write_request_header(Box::new(request)).await?;
+    if !body.is_empty() {
+        upstream.write_body(body).await?;
+    }
+    upstream.finish_body().await?;
+    loop {
+        upstream.read_response().await?;
+        let informational = upstream
+            .resp_header()
+            .is_some_and(|header| header.status.is_informational() && header.status != 101);
+        if !informational {
+            return Ok(());
         }
     }
 }
@@ -191,7 +225,17 @@ fn upstream_request(
     let mut request = downstream.clone();
     request.set_uri(uri);
     request.set_version(Version::HTTP_11);
-    for name in [CONNECTION, TE, TRANSFER_ENCODING, UPGRADE, EXPECT, CONTENT_LENGTH] {
+    for name in connection_fields(&downstream.headers) {
+        request.remove_header(&name);
+    }
+    for name in [
+        CONNECTION,
+        TE,
+        TRANSFER_ENCODING,
+        UPGRADE,
+        EXPECT,
+        CONTENT_LENGTH,
+    ] {
         request.remove_header(&name);
     }
     for name in HOP_BY_HOP {
@@ -212,6 +256,17 @@ fn upstream_request(
     Ok(request)
 }
 
+/// Returns the header fields that `Connection` names, which apply to one hop only.
+fn connection_fields(headers: &http::HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect()
+}
+
 /// Builds the response header for the client from the upstream's: hop-by-hop headers removed,
 /// chunked framing for a body without a length on HTTP/1.1, and the request id and rate-limit
 /// headers added.
@@ -222,7 +277,14 @@ fn downstream_header(
     quota: Option<Quota>,
 ) -> pingora::Result<ResponseHeader> {
     let mut header = upstream.clone();
-    header.set_version(if http2 { Version::HTTP_2 } else { Version::HTTP_11 });
+    header.set_version(if http2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    });
+    for name in connection_fields(&upstream.headers) {
+        header.remove_header(&name);
+    }
     for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE] {
         header.remove_header(&name);
     }
@@ -256,16 +318,27 @@ mod tests {
         let config = serde_json::json!({
             "proxy": {"upstream": format!("http://upstream.example:{port}{base_path}")},
         });
-        let settings = crate::proxy::ProxySettings::from_config(&config).unwrap().unwrap();
+        let settings = crate::proxy::ProxySettings::from_config(&config)
+            .unwrap()
+            .unwrap();
         ProxyConfig::new(settings)
     }
 
     #[test]
     fn upstream_request_takes_path_host_and_length() {
-        let mut downstream = RequestHeader::build("POST", b"/_m/acme/petstore/pets?limit=2", None).unwrap();
+        let mut downstream =
+            RequestHeader::build("POST", b"/_m/acme/petstore/pets?limit=2", None).unwrap();
         downstream.insert_header("host", "edge.local").unwrap();
-        downstream.insert_header("transfer-encoding", "chunked").unwrap();
-        downstream.insert_header("connection", "keep-alive").unwrap();
+        downstream
+            .insert_header("transfer-encoding", "chunked")
+            .unwrap();
+        downstream
+            .insert_header("connection", "keep-alive, x-hop")
+            .unwrap();
+        downstream.insert_header("x-hop", "dropped").unwrap();
+        downstream
+            .insert_header("proxy-authorization", "Basic secret")
+            .unwrap();
         downstream.insert_header("x-custom", "kept").unwrap();
 
         let request = upstream_request(&proxy("/v1", 8080), &downstream, "localhost", 5).unwrap();
@@ -275,6 +348,8 @@ mod tests {
         assert_eq!(request.headers["x-custom"], "kept");
         assert!(!request.headers.contains_key("transfer-encoding"));
         assert!(!request.headers.contains_key("connection"));
+        assert!(!request.headers.contains_key("x-hop"));
+        assert!(!request.headers.contains_key("proxy-authorization"));
     }
 
     #[test]
@@ -290,7 +365,9 @@ mod tests {
     fn response_without_length_is_chunked_on_http1_only() {
         let mut upstream = ResponseHeader::build(200, None).unwrap();
         upstream.insert_header("connection", "close").unwrap();
-        upstream.insert_header("content-type", "text/plain").unwrap();
+        upstream
+            .insert_header("content-type", "text/plain")
+            .unwrap();
         let quota = Quota {
             limit: 10,
             remaining: 9,

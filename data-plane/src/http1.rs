@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING, UPGRADE};
+use http::header::{
+    HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, DATE, EXPECT, HOST, TRANSFER_ENCODING,
+    UPGRADE,
+};
 use http::{Method, Version};
 use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
@@ -30,6 +33,8 @@ const MAX_HEADERS: usize = 64;
 /// Time a connection may stay silent while the edge waits for (the rest of) a request head,
 /// pingora's default for its own HTTP/1 sessions.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time a client may take to accept a response.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The first bytes of an HTTP/2 connection with prior knowledge (RFC 9113, section 3.4).
 const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -51,11 +56,14 @@ impl ServerApp for EdgeServer {
         mut stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        if speaks_http2(&mut stream).await {
-            return self.app.process_new(stream, shutdown).await;
+        match speaks_http2(&mut stream).await {
+            Some(true) => self.app.process_new(stream, shutdown).await,
+            Some(false) => {
+                self.serve_http1(stream, shutdown).await;
+                None
+            }
+            None => None,
         }
-        self.serve_http1(stream, shutdown).await;
-        None
     }
 
     async fn cleanup(&self) {
@@ -125,21 +133,34 @@ impl EdgeServer {
             let close = head.close || *shutdown.borrow() || self.app.is_stopping();
             let status = response.status().as_u16();
             let encoded = encode_response(response, head.request.method == Method::HEAD, close);
-            let written = async {
+            let write = async {
                 stream.write_all(&encoded).await?;
                 stream.flush().await
-            }
-            .await;
+            };
+            let written = pingora_timeout::fast_timeout::fast_timeout(WRITE_TIMEOUT, write).await;
             drop(guard);
             match written {
-                Ok(()) => self.app.log(&head.request, status, ctx, None),
-                Err(error) => {
+                Ok(Ok(())) => self.app.log(&head.request, status, ctx, None),
+                Ok(Err(error)) => {
                     let error = format!("failed to write the response: {error}");
+                    self.app.log(&head.request, 0, ctx, Some(&error));
+                    return;
+                }
+                Err(_) => {
+                    let error = format!(
+                        "the client did not accept the response within {} s",
+                        WRITE_TIMEOUT.as_secs()
+                    );
                     self.app.log(&head.request, 0, ctx, Some(&error));
                     return;
                 }
             }
             if close {
+                // A shutdown instead of a plain close, so unread input cannot turn the close
+                // into a reset that destroys the response.
+                let _ =
+                    pingora_timeout::fast_timeout::fast_timeout(WRITE_TIMEOUT, stream.shutdown())
+                        .await;
                 return;
             }
         }
@@ -155,20 +176,34 @@ impl EdgeServer {
         if !buffer.is_empty() {
             session.set_pipelined_prefix(buffer);
         }
-        let mut reused = self.app.process_new_http(session, shutdown).await;
-        while let Some((stream, settings)) = reused.map(|reused| reused.consume()) {
-            let mut session = ServerSession::new_http1(stream);
+        loop {
+            // pingora reads a kept-alive connection without a timeout unless one is set, and
+            // writes without one by default.
+            if *shutdown.borrow() {
+                session.set_keepalive(None);
+            } else {
+                session.set_keepalive(Some(READ_TIMEOUT.as_secs()));
+            }
+            session.set_write_timeout(Some(WRITE_TIMEOUT));
+            let Some(reused) = self.app.process_new_http(session, shutdown).await else {
+                return;
+            };
+            let (stream, settings) = reused.consume();
+            session = ServerSession::new_http1(stream);
             if let Some(settings) = settings {
                 settings.apply_to_session(&mut session);
             }
-            reused = self.app.process_new_http(session, shutdown).await;
         }
     }
 }
 
 /// Reads more bytes of a request head. Returns false when the connection closed, failed,
 /// stayed silent for [`READ_TIMEOUT`] or the listeners stopped (`stop`) while it was idle.
-async fn read_more(stream: &mut Stream, buffer: &mut BytesMut, stop: Pin<&mut Notified<'_>>) -> bool {
+async fn read_more(
+    stream: &mut Stream,
+    buffer: &mut BytesMut,
+    stop: Pin<&mut Notified<'_>>,
+) -> bool {
     let idle = buffer.is_empty();
     let read = tokio::select! {
         biased;
@@ -183,27 +218,43 @@ async fn read_more(stream: &mut Stream, buffer: &mut BytesMut, stop: Pin<&mut No
             false
         }
         Err(_) => {
-            tracing::debug!(timeout_secs = READ_TIMEOUT.as_secs(), "a request head timed out");
+            tracing::debug!(
+                timeout_secs = READ_TIMEOUT.as_secs(),
+                "a request head timed out"
+            );
             false
         }
     }
 }
 
-/// Returns true for a connection that speaks HTTP/2: ALPN `h2` over TLS, or the HTTP/2 preface
-/// in cleartext.
-async fn speaks_http2(stream: &mut Stream) -> bool {
+/// Returns whether a connection speaks HTTP/2: ALPN `h2` over TLS, or the HTTP/2 preface in
+/// cleartext. Returns `None` when the client closed the connection or sent nothing in time.
+async fn speaks_http2(stream: &mut Stream) -> Option<bool> {
     if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-        return true;
+        return Some(true);
     }
     if stream.get_ssl_digest().is_some() {
-        return false;
+        return Some(false);
     }
-    let mut preface = [0u8; HTTP2_PREFACE.len()];
-    // Like pingora's own h2c detection, the peek waits until as many bytes as the preface has
-    // arrived. Every HTTP/1.1 request is longer because it carries a `Host` header, and the
-    // timeout ends the wait for a client that sends less.
-    let peeked = pingora_timeout::fast_timeout::fast_timeout(READ_TIMEOUT, stream.try_peek(&mut preface)).await;
-    matches!(peeked, Ok(Ok(true))) && preface == HTTP2_PREFACE
+    // pingora's peek reads exactly as many bytes as asked for and then puts them back, so it
+    // asks for more only while the bytes still match the preface. HTTP/1 request lines differ
+    // from it by their second byte at the latest (`PRI` is no HTTP/1 method), so a short
+    // HTTP/1 request never waits here.
+    for len in [1, 2, HTTP2_PREFACE.len()] {
+        let mut head = [0u8; HTTP2_PREFACE.len()];
+        let peeked = pingora_timeout::fast_timeout::fast_timeout(
+            READ_TIMEOUT,
+            stream.try_peek(&mut head[..len]),
+        )
+        .await;
+        if !matches!(peeked, Ok(Ok(true))) {
+            return None;
+        }
+        if head[..len] != HTTP2_PREFACE[..len] {
+            return Some(false);
+        }
+    }
+    Some(true)
 }
 
 /// Parses the request head at the start of `buffer`.
@@ -253,6 +304,12 @@ fn parse_head(buffer: &[u8], max_head_bytes: usize) -> Parsed {
             return Parsed::Other;
         } else if name == CONNECTION {
             close |= has_token(&value, "close");
+        } else if name == HOST
+            && (request.headers.contains_key(HOST) || value.as_bytes().contains(&b'@'))
+        {
+            // pingora rejects these with 400, and the tenant must not depend on which copy
+            // counts.
+            return Parsed::Other;
         }
         request.headers.append(name, value);
     }
@@ -265,14 +322,20 @@ fn parse_head(buffer: &[u8], max_head_bytes: usize) -> Parsed {
 
 /// Returns true when a comma-separated header value lists `token`, ignoring case.
 fn has_token(value: &HeaderValue, token: &str) -> bool {
-    value
-        .to_str()
-        .is_ok_and(|value| value.split(',').any(|item| item.trim().eq_ignore_ascii_case(token)))
+    value.to_str().is_ok_and(|value| {
+        value
+            .split(',')
+            .any(|item| item.trim().eq_ignore_ascii_case(token))
+    })
 }
 
 /// Encodes a complete HTTP/1.1 response with `Content-Length` and `Date`, and
 /// `Connection: close` when `close` is set. A response to `HEAD` keeps its headers only.
-pub(crate) fn encode_response(response: http::Response<Bytes>, head_only: bool, close: bool) -> Vec<u8> {
+pub(crate) fn encode_response(
+    response: http::Response<Bytes>,
+    head_only: bool,
+    close: bool,
+) -> Vec<u8> {
     let (parts, body) = response.into_parts();
     let status = parts.status;
     let mut encoded = Vec::with_capacity(256 + body.len());
@@ -282,21 +345,26 @@ pub(crate) fn encode_response(response: http::Response<Bytes>, head_only: bool, 
     encoded.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     encoded.extend_from_slice(b"\r\n");
     for (name, value) in &parts.headers {
-        if name == CONTENT_LENGTH || name == CONNECTION {
+        if name == CONTENT_LENGTH || name == CONNECTION || name == DATE {
             continue;
         }
         push_header(&mut encoded, name.as_str().as_bytes(), value.as_bytes());
     }
-    if has_body_framing(status) {
+    let framed = has_body_framing(status);
+    if framed {
         let mut length = itoa::Buffer::new();
-        push_header(&mut encoded, b"content-length", length.format(body.len()).as_bytes());
+        push_header(
+            &mut encoded,
+            b"content-length",
+            length.format(body.len()).as_bytes(),
+        );
     }
     push_header(&mut encoded, b"date", http_date().as_bytes());
     if close {
         push_header(&mut encoded, b"connection", b"close");
     }
     encoded.extend_from_slice(b"\r\n");
-    if !head_only {
+    if framed && !head_only {
         encoded.extend_from_slice(&body);
     }
     encoded
@@ -351,6 +419,8 @@ mod tests {
             b"GET /pets HTTP/1.0\r\n\r\n",
             b"GET http://acme.localhost/pets HTTP/1.1\r\n\r\n",
             b"GET /pets HTTP/1.1\r\nBad Header: x\r\n\r\n",
+            b"GET /pets HTTP/1.1\r\nHost: a.localhost\r\nHost: b.localhost\r\n\r\n",
+            b"GET /pets HTTP/1.1\r\nHost: user@a.localhost\r\n\r\n",
         ] {
             assert!(
                 matches!(parse_head(head, 64 * 1024), Parsed::Other),
@@ -362,7 +432,10 @@ mod tests {
 
     #[test]
     fn incomplete_and_oversized_heads() {
-        assert!(matches!(parse_head(b"GET /pets HTTP/1.1\r\nHost: a", 1024), Parsed::Partial));
+        assert!(matches!(
+            parse_head(b"GET /pets HTTP/1.1\r\nHost: a", 1024),
+            Parsed::Partial
+        ));
         let long = format!("GET /pets HTTP/1.1\r\nX-Long: {}\r\n\r\n", "a".repeat(200));
         assert!(matches!(parse_head(long.as_bytes(), 100), Parsed::Other));
     }
@@ -374,23 +447,48 @@ mod tests {
             .headers_mut()
             .insert("content-type", HeaderValue::from_static("application/json"));
         let encoded = String::from_utf8(encode_response(response.clone(), false, false)).unwrap();
-        assert!(encoded.starts_with("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"), "{encoded}");
+        assert!(
+            encoded.starts_with("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"),
+            "{encoded}"
+        );
         assert!(encoded.contains("\r\ncontent-length: 5\r\n"), "{encoded}");
         assert!(encoded.contains("\r\ndate: "), "{encoded}");
         assert!(!encoded.contains("connection"), "{encoded}");
         assert!(encoded.ends_with("\r\n\r\n[1,2]"), "{encoded}");
 
         let head_only = String::from_utf8(encode_response(response, true, true)).unwrap();
-        assert!(head_only.contains("\r\ncontent-length: 5\r\n"), "{head_only}");
-        assert!(head_only.ends_with("connection: close\r\n\r\n"), "{head_only}");
+        assert!(
+            head_only.contains("\r\ncontent-length: 5\r\n"),
+            "{head_only}"
+        );
+        assert!(
+            head_only.ends_with("connection: close\r\n\r\n"),
+            "{head_only}"
+        );
     }
 
     #[test]
-    fn no_content_has_no_length() {
-        let mut response = http::Response::new(Bytes::new());
+    fn no_content_has_no_length_or_body() {
+        let mut response = http::Response::new(Bytes::from_static(b"stray"));
         *response.status_mut() = http::StatusCode::NO_CONTENT;
         let encoded = String::from_utf8(encode_response(response, false, false)).unwrap();
-        assert!(encoded.starts_with("HTTP/1.1 204 No Content\r\n"), "{encoded}");
+        assert!(
+            encoded.starts_with("HTTP/1.1 204 No Content\r\n"),
+            "{encoded}"
+        );
         assert!(!encoded.contains("content-length"), "{encoded}");
+        assert!(encoded.ends_with("\r\n\r\n"), "{encoded}");
+    }
+
+    #[test]
+    fn declared_date_is_replaced() {
+        let mut response = http::Response::new(Bytes::new());
+        response.headers_mut().insert(
+            DATE,
+            HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+        );
+        let encoded = String::from_utf8(encode_response(response, false, false)).unwrap();
+        assert_eq!(encoded.matches("date: ").count(), 1, "{encoded}");
+        assert!(!encoded.contains("1970"), "{encoded}");
     }
 }

@@ -200,6 +200,11 @@ backend_tests! {
         let (status, body) = server.post("/api/v1/deployments", &customer.token, &json!({ "name": "Big", "openapi_spec": petstore() })).await;
         assert_error(status, &body, StatusCode::FORBIDDEN, "STORAGE_QUOTA_EXCEEDED");
         assert_eq!(body["details"]["limit_bytes"], 10);
+        assert_eq!(body["details"]["limit_source"], "organization");
+        let message = body["error"].as_str().unwrap();
+        assert!(message.contains("storage quota of organization olga"), "{message}");
+        assert!(message.contains("set by a platform admin"), "{message}");
+        assert!(!message.contains("upgrade the plan"), "{message}");
 
         let (status, body) = server.delete(&limits_path(&org_id), &admin.token).await;
         assert_eq!(status, StatusCode::OK, "{body}");

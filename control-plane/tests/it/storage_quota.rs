@@ -30,7 +30,13 @@ fn quota_error(used_bytes: u64, limit_bytes: u64, upload_bytes: u64) -> Value {
              {limit_bytes} bytes are used; delete deployments or upgrade the plan"
         ),
         "code": "STORAGE_QUOTA_EXCEEDED",
-        "details": { "plan": "free", "used_bytes": used_bytes, "limit_bytes": limit_bytes, "upload_bytes": upload_bytes },
+        "details": {
+            "plan": "free",
+            "limit_source": "plan",
+            "used_bytes": used_bytes,
+            "limit_bytes": limit_bytes,
+            "upload_bytes": upload_bytes,
+        },
     })
 }
 

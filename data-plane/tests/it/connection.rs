@@ -283,3 +283,22 @@ async fn connection_close_and_http10_close_after_response() {
 
     edge.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_shorter_than_http2_preface_is_answered() {
+    let feed = FakeFeed::new([record("acme", "petstore", PETSTORE)]);
+    let edge = TestEdge::start(feed).await;
+    // 22 bytes, as a load balancer's health check sends: shorter than the 24-byte preface.
+    let mut stream = TcpStream::connect(edge.addr).await.unwrap();
+    stream.write_all(b"OPTIONS / HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
+        .await
+        .expect("the edge answers without waiting for more bytes")
+        .unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 404 Not Found\r\n"), "{response}");
+    assert!(response.contains(r#""code":"NOT_FOUND""#), "{response}");
+
+    edge.shutdown().await;
+}
