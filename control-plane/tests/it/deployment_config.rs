@@ -84,6 +84,29 @@ backend_tests! {
         let body = reject(&server, &account.token, petstore(), json!({ "proxy": { "upstream": "ftp://api.example.com" } })).await;
         assert_eq!(body["details"]["problems"][0]["pointer"], "/config_json/proxy/upstream");
         assert_eq!(body["details"]["problems"][0]["message"], "\"ftp://api.example.com\" must start with http:// or https://");
+
+        // Every problem inside chaos and proxy is listed, not only the first.
+        let config = json!({
+            "chaos": { "error_rate": 2, "fault": { "kind": "explode" } },
+            "proxy": { "upstream": "ftp://api.example.com", "mode": "some" }
+        });
+        let body = reject(&server, &account.token, petstore(), config).await;
+        let pointers: Vec<&str> = body["details"]["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|problem| problem["pointer"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            pointers,
+            [
+                "/config_json/chaos/error_rate",
+                "/config_json/chaos/fault/kind",
+                "/config_json/proxy/mode",
+                "/config_json/proxy/upstream",
+            ],
+            "{body}"
+        );
         assert_nothing_written(&server, &account.token).await;
     }
 

@@ -63,7 +63,7 @@ pub struct ChaosSettings {
 impl ChaosSettings {
     /// Parses `config.chaos`. Returns `Ok(None)` when the key is absent or null.
     pub fn from_config(config: &Value) -> Result<Option<ChaosSettings>, String> {
-        Self::parse_problem(config).map_err(|problem| format!("{INVALID}: {problem}"))
+        Self::parse_problem(config).map_err(|problems| format!("{INVALID}: {}", problems.join("; ")))
     }
 
     /// Checks the `operations` list against the compiled document.
@@ -72,14 +72,18 @@ impl ChaosSettings {
             .map_err(|problem| format!("{INVALID}: {problem}"))
     }
 
-    /// Parses `config.chaos`, with an error of the form `/config_json/chaos/POINTER: message`.
-    pub(super) fn parse_problem(config: &Value) -> Result<Option<ChaosSettings>, String> {
+    /// Parses `config.chaos`, with every problem found, each of the form
+    /// `/config_json/chaos/POINTER: message`.
+    pub(super) fn parse_problem(config: &Value) -> Result<Option<ChaosSettings>, Vec<String>> {
         let Some(chaos) = config.get("chaos").filter(|value| !value.is_null()) else {
             return Ok(None);
         };
-        parse(chaos)
-            .map(Some)
-            .map_err(|problem| format!("/config_json/chaos{problem}"))
+        parse(chaos).map(Some).map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|problem| format!("/config_json/chaos{problem}"))
+                .collect()
+        })
     }
 
     /// Resolves the `operations` list, with an error of the form
@@ -102,45 +106,46 @@ impl ChaosSettings {
     }
 }
 
-/// Parses the chaos object. Errors start with the JSON pointer below `/config_json/chaos`.
-fn parse(chaos: &Value) -> Result<ChaosSettings, String> {
+/// Parses the chaos object, collecting one problem per invalid key. Problems start with the
+/// JSON pointer below `/config_json/chaos`.
+fn parse(chaos: &Value) -> Result<ChaosSettings, Vec<String>> {
     let Value::Object(object) = chaos else {
-        return Err(format!(": must be an object, not {chaos}"));
+        return Err(vec![format!(": must be an object, not {chaos}")]);
     };
     const CHAOS_KEYS: [&str; 5] = ["latency", "error_rate", "error_statuses", "fault", "operations"];
-    for key in object.keys() {
-        if !CHAOS_KEYS.contains(&key.as_str()) {
-            return Err(format!("/{key}: {}", unknown_key_message(key, &CHAOS_KEYS)));
-        }
-    }
+    let mut problems: Vec<String> = object
+        .keys()
+        .filter(|key| !CHAOS_KEYS.contains(&key.as_str()))
+        .map(|key| format!("/{key}: {}", unknown_key_message(key, &CHAOS_KEYS)))
+        .collect();
 
-    let latency = match object.get("latency") {
-        None | Some(Value::Null) => None,
-        Some(latency) => Some(parse_latency(latency)?),
-    };
-    let error_rate = match object.get("error_rate") {
-        None | Some(Value::Null) => 0.0,
-        Some(value) => parse_rate(value, "/error_rate")?,
-    };
-    let error_statuses = match object.get("error_statuses") {
-        None | Some(Value::Null) => vec![StatusCode::INTERNAL_SERVER_ERROR],
-        Some(value) => parse_statuses(value)?,
-    };
-    let fault = match object.get("fault") {
-        None | Some(Value::Null) => None,
-        Some(value) => Some(parse_fault(value)?),
-    };
-    let operations = match object.get("operations") {
-        None | Some(Value::Null) => None,
-        Some(value) => Some(OperationFilter::parse(value)?),
-    };
+    let latency = parse_present(object.get("latency"), parse_latency, &mut problems);
+    let error_rate = parse_present(object.get("error_rate"), |value| parse_rate(value, "/error_rate"), &mut problems);
+    let error_statuses = parse_present(object.get("error_statuses"), parse_statuses, &mut problems);
+    let fault = parse_present(object.get("fault"), parse_fault, &mut problems);
+    let operations = parse_present(object.get("operations"), OperationFilter::parse, &mut problems);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
     Ok(ChaosSettings {
         latency,
-        error_rate,
-        error_statuses,
+        error_rate: error_rate.unwrap_or(0.0),
+        error_statuses: error_statuses.unwrap_or_else(|| vec![StatusCode::INTERNAL_SERVER_ERROR]),
         fault,
         operations,
     })
+}
+
+/// Parses a setting that may be absent or null. A problem goes to `problems` and gives `None`.
+pub(super) fn parse_present<T>(
+    value: Option<&Value>,
+    parse: impl FnOnce(&Value) -> Result<T, String>,
+    problems: &mut Vec<String>,
+) -> Option<T> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(value) => parse(value).map_err(|problem| problems.push(problem)).ok(),
+    }
 }
 
 fn parse_latency(latency: &Value) -> Result<Latency, String> {
@@ -290,6 +295,20 @@ mod tests {
             [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::SERVICE_UNAVAILABLE]
         );
         assert_eq!(config.fault, Some((FaultKind::Reset, 0.05)));
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let error = parse_chaos(json!({
+            "error_rate": 2,
+            "fault": {"kind": "explode"},
+            "colour": "red"
+        }))
+        .unwrap_err();
+        assert!(error.contains("/config_json/chaos/colour: unknown key `colour`"), "{error}");
+        assert!(error.contains("/config_json/chaos/error_rate: must be a number from 0 to 1"), "{error}");
+        assert!(error.contains("/config_json/chaos/fault/kind"), "{error}");
+        assert_eq!(error.matches("; /config_json/chaos").count(), 2, "{error}");
     }
 
     #[test]

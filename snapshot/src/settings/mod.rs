@@ -55,12 +55,12 @@ impl DeploymentSettings {
         if !problems.is_empty() && !config.is_object() {
             return Err(problems);
         }
-        let chaos = ChaosSettings::parse_problem(config).unwrap_or_else(|problem| {
-            problems.push(problem_diagnostic(&problem));
+        let chaos = ChaosSettings::parse_problem(config).unwrap_or_else(|found| {
+            problems.extend(found.iter().map(|problem| problem_diagnostic(problem)));
             None
         });
-        let proxy = ProxySettings::parse_problem(config).unwrap_or_else(|problem| {
-            problems.push(problem_diagnostic(&problem));
+        let proxy = ProxySettings::parse_problem(config).unwrap_or_else(|found| {
+            problems.extend(found.iter().map(|problem| problem_diagnostic(problem)));
             None
         });
         if problems.is_empty() {

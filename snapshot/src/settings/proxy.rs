@@ -14,6 +14,7 @@ use mockforge_engine::Mock;
 use serde_json::Value;
 
 use super::operations::OperationFilter;
+use super::chaos::parse_present;
 use super::unknown_key_message;
 
 /// Prefix of the errors of [`ProxySettings::from_config`] and
@@ -47,7 +48,7 @@ pub struct ProxySettings {
 impl ProxySettings {
     /// Parses `config.proxy`. Returns `Ok(None)` when the key is absent or null.
     pub fn from_config(config: &Value) -> Result<Option<ProxySettings>, String> {
-        Self::parse_problem(config).map_err(|problem| format!("{INVALID}: {problem}"))
+        Self::parse_problem(config).map_err(|problems| format!("{INVALID}: {}", problems.join("; ")))
     }
 
     /// Checks the `operations` list against the compiled document.
@@ -56,14 +57,18 @@ impl ProxySettings {
             .map_err(|problem| format!("{INVALID}: {problem}"))
     }
 
-    /// Parses `config.proxy`, with an error of the form `/config_json/proxy/POINTER: message`.
-    pub(super) fn parse_problem(config: &Value) -> Result<Option<ProxySettings>, String> {
+    /// Parses `config.proxy`, with every problem found, each of the form
+    /// `/config_json/proxy/POINTER: message`.
+    pub(super) fn parse_problem(config: &Value) -> Result<Option<ProxySettings>, Vec<String>> {
         let Some(proxy) = config.get("proxy").filter(|value| !value.is_null()) else {
             return Ok(None);
         };
-        parse(proxy)
-            .map(Some)
-            .map_err(|problem| format!("/config_json/proxy{problem}"))
+        parse(proxy).map(Some).map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|problem| format!("/config_json/proxy{problem}"))
+                .collect()
+        })
     }
 
     /// Resolves the `operations` list, with an error of the form
@@ -78,22 +83,45 @@ impl ProxySettings {
     }
 }
 
-fn parse(proxy: &Value) -> Result<ProxySettings, String> {
+/// Parses the proxy object, collecting one problem per invalid key. Problems start with the
+/// JSON pointer below `/config_json/proxy`.
+fn parse(proxy: &Value) -> Result<ProxySettings, Vec<String>> {
     let Value::Object(object) = proxy else {
-        return Err(format!(": must be an object, not {proxy}"));
+        return Err(vec![format!(": must be an object, not {proxy}")]);
     };
     const PROXY_KEYS: [&str; 3] = ["upstream", "mode", "operations"];
-    for key in object.keys() {
-        if !PROXY_KEYS.contains(&key.as_str()) {
-            return Err(format!("/{key}: {}", unknown_key_message(key, &PROXY_KEYS)));
+    let mut problems: Vec<String> = object
+        .keys()
+        .filter(|key| !PROXY_KEYS.contains(&key.as_str()))
+        .map(|key| format!("/{key}: {}", unknown_key_message(key, &PROXY_KEYS)))
+        .collect();
+    let listed = object.get("operations").is_some_and(|value| !value.is_null());
+    let operations = parse_present(object.get("operations"), OperationFilter::parse, &mut problems);
+    let mode = parse_mode(object.get("mode"), listed)
+        .map_err(|problem| problems.push(problem))
+        .ok();
+    let config = match object.get("upstream") {
+        Some(Value::String(upstream)) => parse_url(upstream, mode.unwrap_or(ProxyMode::Unmatched))
+            .map_err(|problem| problems.push(format!("/upstream: {problem}")))
+            .ok(),
+        _ => {
+            problems.push("/upstream: missing; set an http:// or https:// URL".to_owned());
+            None
         }
-    }
-    let operations = match object.get("operations") {
-        None | Some(Value::Null) => None,
-        Some(value) => Some(OperationFilter::parse(value)?),
     };
-    let mode = match object.get("mode") {
-        None | Some(Value::Null) if operations.is_some() => ProxyMode::Operations,
+    match config {
+        Some(mut config) if problems.is_empty() => {
+            config.operations = operations;
+            Ok(config)
+        }
+        _ => Err(problems),
+    }
+}
+
+/// Parses `mode` and checks it against the presence of an `operations` list.
+fn parse_mode(mode: Option<&Value>, has_operations: bool) -> Result<ProxyMode, String> {
+    let mode = match mode {
+        None | Some(Value::Null) if has_operations => ProxyMode::Operations,
         None | Some(Value::Null) => ProxyMode::Unmatched,
         Some(Value::String(mode)) if mode == "unmatched" => ProxyMode::Unmatched,
         Some(Value::String(mode)) if mode == "all" => ProxyMode::All,
@@ -104,26 +132,16 @@ fn parse(proxy: &Value) -> Result<ProxySettings, String> {
             ))
         }
     };
-    match (mode, &operations) {
-        (ProxyMode::Operations, None) => {
-            return Err(
-                "/operations: missing; mode \"operations\" needs a list of operationIds".to_owned(),
-            )
-        }
-        (ProxyMode::All | ProxyMode::Unmatched, Some(_)) => {
-            return Err(
-                "/operations: only mode \"operations\" takes a list; remove mode or set it to \"operations\""
-                    .to_owned(),
-            )
-        }
-        _ => {}
+    match (mode, has_operations) {
+        (ProxyMode::Operations, false) => Err(
+            "/operations: missing; mode \"operations\" needs a list of operationIds".to_owned(),
+        ),
+        (ProxyMode::All | ProxyMode::Unmatched, true) => Err(
+            "/operations: only mode \"operations\" takes a list; remove mode or set it to \"operations\""
+                .to_owned(),
+        ),
+        _ => Ok(mode),
     }
-    let Some(Value::String(upstream)) = object.get("upstream") else {
-        return Err("/upstream: missing; set an http:// or https:// URL".to_owned());
-    };
-    let mut config = parse_url(upstream, mode).map_err(|problem| format!("/upstream: {problem}"))?;
-    config.operations = operations;
-    Ok(config)
 }
 
 /// Parses `http[s]://host[:port][/path]`. Query strings, fragments and credentials are rejected.
@@ -214,6 +232,15 @@ mod tests {
         assert_eq!(config.mode, ProxyMode::Operations);
         let ids = config.operations.as_ref().map(OperationFilter::ids);
         assert_eq!(ids, Some(&["getPet".to_owned()][..]));
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let error = parse_proxy(json!({"upstream": "ftp://x", "mode": "some", "timeout": 5})).unwrap_err();
+        assert!(error.contains("/config_json/proxy/timeout: unknown key `timeout`"), "{error}");
+        assert!(error.contains("/config_json/proxy/mode: must be"), "{error}");
+        assert!(error.contains("/config_json/proxy/upstream: \"ftp://x\" must start with http://"), "{error}");
+        assert_eq!(error.matches("; /config_json/proxy").count(), 2, "{error}");
     }
 
     #[test]
