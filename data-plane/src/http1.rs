@@ -351,13 +351,16 @@ pub(crate) fn encode_response(
         push_header(&mut encoded, name.as_str().as_bytes(), value.as_bytes());
     }
     let framed = has_body_framing(status);
-    if framed {
-        let mut length = itoa::Buffer::new();
-        push_header(
-            &mut encoded,
-            b"content-length",
-            length.format(body.len()).as_bytes(),
-        );
+    // A response to HEAD keeps the length the mock stated for the body it leaves out.
+    let declared = parts.headers.get(CONTENT_LENGTH).filter(|_| head_only);
+    match declared {
+        Some(length) if framed => push_header(&mut encoded, b"content-length", length.as_bytes()),
+        _ if framed => {
+            let mut length = itoa::Buffer::new();
+            let digits = length.format(body.len());
+            push_header(&mut encoded, b"content-length", digits.as_bytes());
+        }
+        _ => {}
     }
     push_header(&mut encoded, b"date", http_date().as_bytes());
     if close {

@@ -60,26 +60,38 @@ pub fn generate_for(
         direction,
         stack: Vec::new(),
         page_length: None,
+        page_cut: None,
     };
     generator.value(schema, seed, None, 0)
 }
 
+/// A requested page that the mock's page limits (1,000 items, about 512 KiB of JSON) cut
+/// short: the items requested, as far as `maxItems` allows, and the items served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageCut {
+    pub requested: u64,
+    pub served: u64,
+}
+
 /// Generates a response value whose collection array has `page_length` items, as far as
 /// `minItems` and `maxItems` allow. The collection is the body itself when it is an array,
-/// else the first array property of the body object.
+/// else the first array property of the body object. Also returns how the page limits cut the
+/// collection short, if they did.
 pub fn generate_page(
     arena: &SchemaArena,
     schema: SchemaId,
     seed: u64,
     page_length: Option<u64>,
-) -> Option<Value> {
+) -> (Option<Value>, Option<PageCut>) {
     let mut generator = Generator {
         arena,
         direction: Direction::Response,
         stack: Vec::new(),
         page_length,
+        page_cut: None,
     };
-    generator.value(schema, seed, None, 0)
+    let value = generator.value(schema, seed, None, 0);
+    (value, generator.page_cut)
 }
 
 /// Returns the schema's own or inherited (`$ref`, `allOf`) example, if any.
@@ -95,6 +107,8 @@ struct Generator<'a> {
     stack: Vec<SchemaId>,
     /// The requested length of the collection array, until that array is generated.
     page_length: Option<u64>,
+    /// Set when the page limits cut the collection array short.
+    page_cut: Option<PageCut>,
 }
 
 /// The JSON type generated for a schema node.
@@ -427,6 +441,7 @@ impl Generator<'_> {
         // Unique arrays retry with other seeds; a schema with few values may yield fewer items.
         let attempts = if node.unique_items { count * 4 } else { count };
         let mut generated = 0;
+        let mut over_budget = false;
         for attempt in 0..attempts {
             if generated == count {
                 break;
@@ -445,12 +460,20 @@ impl Generator<'_> {
             if let Some(budget) = &mut page_budget {
                 let size = estimated_json_len(&value);
                 if size > *budget && generated >= required {
+                    over_budget = true;
                     break;
                 }
                 *budget = budget.saturating_sub(size);
             }
             items.push(value);
             generated += 1;
+        }
+        if let Some(requested) = page_length {
+            let requested = node.max_items.map_or(requested, |maximum| requested.min(maximum));
+            let served = items.len() as u64;
+            if served < requested && (over_budget || requested > MAX_PAGE_LENGTH) {
+                self.page_cut = Some(PageCut { requested, served });
+            }
         }
         Value::Array(items)
     }

@@ -36,7 +36,7 @@ use serde::Serialize;
 
 pub use compile::compile;
 pub use describe::{ResponseSchema, SampleRequest};
-pub use mock::{Mock, MockError, MockRequest, MockResponse, VALIDATION_WARNING_HEADER};
+pub use mock::{Mock, MockError, MockRequest, MockResponse, PAGE_CUT_HEADER, VALIDATION_WARNING_HEADER};
 pub use options::{MockOptions, Validation};
 
 /// Severity of a compile-time finding.

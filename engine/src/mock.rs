@@ -8,7 +8,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::Value;
 
-use crate::generate::{generate, generate_page, mix};
+use crate::generate::{generate, generate_page, mix, PageCut};
 use crate::paging::{PageRequest, Paging};
 use crate::negotiate::{choose_media_type, essence};
 use crate::router::{decode_component, RouteEntry, Router};
@@ -47,6 +47,15 @@ pub struct Mock {
 }
 
 /// Generated bodies in shards, each behind its own lock and bounded in entries and bytes.
+/// Response header set when the mock's page limits cut a requested page short, for example
+/// `250 of 1000 items`.
+pub const PAGE_CUT_HEADER: &str = "x-mockforge-page-truncated";
+
+fn page_cut_value(cut: PageCut) -> HeaderValue {
+    HeaderValue::from_str(&format!("{} of {} items", cut.served, cut.requested))
+        .expect("digits and ASCII words are a valid header value")
+}
+
 #[derive(Default)]
 pub(crate) struct GeneratedCache {
     shards: [RwLock<CacheShard>; GENERATED_CACHE_SHARDS],
@@ -54,8 +63,15 @@ pub(crate) struct GeneratedCache {
 
 #[derive(Default)]
 struct CacheShard {
-    bodies: HashMap<u64, Bytes>,
+    bodies: HashMap<u64, GeneratedBody>,
     bytes: usize,
+}
+
+/// A generated body, with how the page limits cut its collection short, if they did.
+#[derive(Debug, Clone)]
+pub(crate) struct GeneratedBody {
+    pub(crate) body: Bytes,
+    pub(crate) cut: Option<PageCut>,
 }
 
 impl GeneratedCache {
@@ -63,12 +79,13 @@ impl GeneratedCache {
         &self.shards[(seed % GENERATED_CACHE_SHARDS as u64) as usize]
     }
 
-    fn get(&self, seed: u64) -> Option<Bytes> {
+    fn get(&self, seed: u64) -> Option<GeneratedBody> {
         let shard = self.shard(seed).read().ok()?;
         shard.bodies.get(&seed).cloned()
     }
 
-    fn insert(&self, seed: u64, body: &Bytes) {
+    fn insert(&self, seed: u64, generated: &GeneratedBody) {
+        let body = &generated.body;
         if body.len() > GENERATED_CACHE_MAX_BODY {
             return;
         }
@@ -81,7 +98,7 @@ impl GeneratedCache {
             shard.bodies.clear();
             shard.bytes = 0;
         }
-        if shard.bodies.insert(seed, body.clone()).is_none() {
+        if shard.bodies.insert(seed, generated.clone()).is_none() {
             shard.bytes += body.len();
         }
     }
@@ -333,6 +350,10 @@ impl Mock {
             }
         }
         if method == Method::HEAD {
+            // A HEAD response states the length a GET body would have (RFC 9110, section 8.6);
+            // the server sends the headers without the body.
+            let length = HeaderValue::from(response.body.len());
+            response.headers.insert(header::CONTENT_LENGTH, length);
             response.body = Bytes::new();
         }
         if let Some(origin) = origin.filter(|_| self.options.cors_enabled) {
@@ -473,14 +494,24 @@ impl Mock {
                 .example
                 .and_then(|name| content.examples.iter().find(|(known, _)| known == name));
             let page = operation.paging.request(request.query, mix(seed, media_type));
-            body = match (named, content.schema, &content.body) {
-                (Some((_, example)), _, _) => example.clone(),
+            let generated = match (named, content.schema, &content.body) {
+                (Some(_), _, _) => None,
                 (None, Some(schema), _) if preference.dynamic => {
-                    self.generated_body(schema, page, media_type)
+                    Some(self.generated_body(schema, page, media_type))
                 }
-                (None, _, Body::Static(bytes)) => bytes.clone(),
-                (None, _, Body::Schema(schema)) => self.generated_body(*schema, page, media_type),
-                (None, _, Body::Empty) => Bytes::new(),
+                (None, _, Body::Schema(schema)) => Some(self.generated_body(*schema, page, media_type)),
+                (None, _, Body::Static(_) | Body::Empty) => None,
+            };
+            body = match (generated, named, &content.body) {
+                (Some(generated), _, _) => {
+                    if let Some(cut) = generated.cut {
+                        headers.insert(PAGE_CUT_HEADER, page_cut_value(cut));
+                    }
+                    generated.body
+                }
+                (None, Some((_, example)), _) => example.clone(),
+                (None, None, Body::Static(bytes)) => bytes.clone(),
+                (None, None, _) => Bytes::new(),
             };
             headers.insert(header::CONTENT_TYPE, content.content_type.clone());
         }
@@ -539,16 +570,18 @@ impl Mock {
 
     /// Generates (or takes from the cache) the body for a schema and request seed. The page's
     /// seed already contains its length, so one cache key never serves two lengths.
-    fn generated_body(&self, schema: SchemaId, page: PageRequest, media_type: &str) -> Bytes {
-        if let Some(body) = self.generated.get(page.seed) {
-            return body;
+    fn generated_body(&self, schema: SchemaId, page: PageRequest, media_type: &str) -> GeneratedBody {
+        if let Some(generated) = self.generated.get(page.seed) {
+            return generated;
         }
-        let body = match generate_page(&self.schemas, schema, page.seed, page.length) {
+        let (value, cut) = generate_page(&self.schemas, schema, page.seed, page.length);
+        let body = match value {
             Some(value) => render_value(&value, media_type, &self.schemas.root_name(schema)),
             None => Bytes::new(),
         };
-        self.generated.insert(page.seed, &body);
-        body
+        let generated = GeneratedBody { body, cut };
+        self.generated.insert(page.seed, &generated);
+        generated
     }
 
     /// Builds the response to a CORS preflight for a known path.
@@ -720,17 +753,25 @@ mod tests {
     #[test]
     fn generated_cache_stays_bounded() {
         let cache = GeneratedCache::default();
-        let body = Bytes::from(vec![b'x'; 10 * 1024]);
+        let generated = GeneratedBody {
+            body: Bytes::from(vec![b'x'; 10 * 1024]),
+            cut: Some(PageCut { requested: 9, served: 3 }),
+        };
         for seed in 0..100_000u64 {
-            cache.insert(seed, &body);
+            cache.insert(seed, &generated);
         }
         let (count, bytes) = cache.usage();
         assert!(count <= GENERATED_CACHE_SHARDS * GENERATED_CACHE_SHARD_ENTRIES, "{count}");
         assert!(bytes <= GENERATED_CACHE_SHARDS * GENERATED_CACHE_SHARD_BYTES, "{bytes}");
-        assert_eq!(cache.get(99_999), Some(body));
+        let cached = cache.get(99_999).unwrap();
+        assert_eq!(cached.body, generated.body);
+        assert_eq!(cached.cut, generated.cut);
 
-        let large = Bytes::from(vec![b'x'; GENERATED_CACHE_MAX_BODY + 1]);
+        let large = GeneratedBody {
+            body: Bytes::from(vec![b'x'; GENERATED_CACHE_MAX_BODY + 1]),
+            cut: None,
+        };
         cache.insert(7, &large);
-        assert_eq!(cache.get(7), None);
+        assert!(cache.get(7).is_none());
     }
 }

@@ -104,8 +104,7 @@ impl Paging {
             .page_size
             .as_deref()
             .and_then(value_of)
-            .and_then(|value| value.trim().parse::<u64>().ok())
-            .map(|length| length.min(MAX_PAGE_LENGTH));
+            .and_then(|value| value.trim().parse::<u64>().ok());
         if let Some(length) = length {
             page_seed = mix(page_seed, &format!("page-size={length}"));
         }
@@ -169,7 +168,8 @@ mod tests {
         };
         assert_eq!(paging.request(Some("limit=ten"), 7), PageRequest { length: None, seed: 7 });
         assert_eq!(paging.request(Some("limit=-1"), 7).length, None);
-        assert_eq!(paging.request(Some("limit=99999"), 7).length, Some(MAX_PAGE_LENGTH));
+        // The generator caps the page, and reports the cap, so the request keeps the length.
+        assert_eq!(paging.request(Some("limit=99999"), 7).length, Some(99_999));
         assert_eq!(paging.request(None, 7), PageRequest { length: None, seed: 7 });
     }
 }

@@ -196,6 +196,12 @@ async fn head_response_has_no_body() {
         .expect("no response to the request after HEAD");
     assert!(status.starts_with("HTTP/1.1 200"), "status {status}");
     assert!(!body.is_empty());
+    // HEAD states the length of the body GET gets (RFC 9110, section 8.6).
+    let length = format!("content-length: {}\r\n", body.len());
+    assert!(
+        head.iter().any(|line| line.eq_ignore_ascii_case(&length)),
+        "{length:?} missing from {head:?}"
+    );
 
     edge.shutdown().await;
 }
@@ -299,6 +305,24 @@ async fn request_shorter_than_http2_preface_is_answered() {
     let response = String::from_utf8_lossy(&response);
     assert!(response.starts_with("HTTP/1.1 404 Not Found\r\n"), "{response}");
     assert!(response.contains(r#""code":"NOT_FOUND""#), "{response}");
+
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_over_http2_states_get_length() {
+    let feed = FakeFeed::new([record("acme", "petstore", PETSTORE)]);
+    let edge = TestEdge::start(feed).await;
+    let client = edge.h2c_client();
+    let url = edge.url("acme.localhost", "/petstore/pets");
+
+    let get = client.get(&url).send().await.unwrap();
+    assert_eq!(get.version(), reqwest::Version::HTTP_2);
+    let length = get.bytes().await.unwrap().len();
+    let head = client.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), reqwest::StatusCode::OK);
+    assert_eq!(head.headers()["content-length"], length.to_string().as_str());
+    assert!(head.bytes().await.unwrap().is_empty());
 
     edge.shutdown().await;
 }

@@ -60,8 +60,19 @@ fn page_size_sets_array_length() {
 fn page_size_capped_by_max_items() {
     let mock = mock(LISTS);
     // `maximum: 100` allows the request, `maxItems: 50` bounds the array.
-    let body = json(&get(&mock, "/pets?per_page=80"));
-    assert_eq!(items(&body).len(), 50);
+    let response = get(&mock, "/pets?per_page=80");
+    assert_eq!(items(&json(&response)).len(), 50);
+    // The document's own bound is no truncation by the mock.
+    assert!(!response.headers.contains_key(mockforge_engine::PAGE_CUT_HEADER));
+}
+
+#[test]
+fn page_over_item_cap_is_marked() {
+    let mock = mock(LISTS);
+    let response = get(&mock, "/charges?limit=5000");
+    let body = json(&response);
+    assert_eq!(body["data"].as_array().unwrap().len(), 1000);
+    assert_eq!(response.headers[mockforge_engine::PAGE_CUT_HEADER], "1000 of 5000 items");
 }
 
 #[test]
@@ -115,6 +126,14 @@ fn page_stops_at_byte_budget() {
     assert!(count < 1000, "{count} items");
     assert!(count >= 100, "{count} items");
     assert!(response.body.len() <= 512 * 1024 + 4010, "{} bytes", response.body.len());
+    assert_eq!(
+        response.headers[mockforge_engine::PAGE_CUT_HEADER],
+        format!("{count} of 1000 items").as_str()
+    );
+    // A page within the limits carries no such header.
+    let small = get(&mock, "/blobs?limit=3");
+    assert_eq!(items(&json(&small)).len(), 3);
+    assert!(!small.headers.contains_key(mockforge_engine::PAGE_CUT_HEADER));
     // minItems wins over the budget.
     assert_eq!(items(&json(&get(&mock, "/blobs?limit=0"))).len(), 2);
 }

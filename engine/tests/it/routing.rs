@@ -183,6 +183,10 @@ fn head_mirrors_get_without_body() {
     );
     assert!(head_response.body.is_empty());
     assert!(!get_response.body.is_empty());
+    assert_eq!(
+        head_response.headers["content-length"],
+        get_response.body.len().to_string().as_str()
+    );
 }
 
 const SERVER_DOCUMENT: &str = r##"
