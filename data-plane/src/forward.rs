@@ -83,7 +83,7 @@ impl Forwarder {
             Ok(upstream) => upstream,
             Err(error) => {
                 tracing::debug!(%error, "the upstream exchange failed");
-                let reason = error.etype().as_str().to_owned();
+                let reason = failure_reason(error.etype());
                 return upstream_failed(session, ctx, proxy, reason, quota).await;
             }
         };
@@ -175,6 +175,28 @@ async fn send(
             return Ok(());
         }
     }
+}
+
+/// Describes an upstream failure in plain words for the 502 response.
+fn failure_reason(kind: &pingora::ErrorType) -> String {
+    use pingora::ErrorType;
+    let reason = match kind {
+        ErrorType::ConnectTimedout => "the connection to the upstream timed out",
+        ErrorType::ConnectRefused => "the upstream refused the connection",
+        ErrorType::ConnectNoRoute => "no network route leads to the upstream",
+        ErrorType::TLSHandshakeFailure | ErrorType::HandshakeError => {
+            "the TLS handshake with the upstream failed"
+        }
+        ErrorType::TLSHandshakeTimedout => "the TLS handshake with the upstream timed out",
+        ErrorType::InvalidCert => "the upstream's TLS certificate is invalid",
+        ErrorType::ReadTimedout => "the upstream did not respond in time",
+        ErrorType::WriteTimedout => "the upstream did not accept the request in time",
+        ErrorType::ConnectionClosed => "the upstream closed the connection before responding",
+        ErrorType::InvalidHTTPHeader => "the upstream sent an invalid response header",
+        ErrorType::ReadError | ErrorType::WriteError => "the connection to the upstream failed",
+        other => return format!("the upstream exchange failed ({})", other.as_str()),
+    };
+    reason.to_owned()
 }
 
 /// Logs why a request could not be forwarded and responds with 502 in the error format.
@@ -350,6 +372,14 @@ mod tests {
         assert!(!request.headers.contains_key("connection"));
         assert!(!request.headers.contains_key("x-hop"));
         assert!(!request.headers.contains_key("proxy-authorization"));
+    }
+
+    #[test]
+    fn failure_reasons_are_plain_words() {
+        let reason = failure_reason(&pingora::ErrorType::ConnectRefused);
+        assert_eq!(reason, "the upstream refused the connection");
+        let other = failure_reason(&pingora::ErrorType::BindError);
+        assert_eq!(other, "the upstream exchange failed (BindError)");
     }
 
     #[test]

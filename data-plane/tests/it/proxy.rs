@@ -205,6 +205,7 @@ async fn unreachable_upstream_returns_502() {
     let body = json_body(response).await;
     assert_eq!(body["code"], "UPSTREAM_ERROR");
     assert_eq!(body["details"]["upstream"], format!("http://{closed}"));
+    assert_eq!(body["details"]["reason"], "the upstream refused the connection");
 
     edge.shutdown().await;
 }
