@@ -9,7 +9,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::{Buf, Bytes, BytesMut};
@@ -30,8 +30,8 @@ use crate::handler;
 
 /// Headers a request head may have on the fast path; a request with more goes to pingora.
 const MAX_HEADERS: usize = 64;
-/// Time a connection may stay silent while the edge waits for (the rest of) a request head,
-/// pingora's default for its own HTTP/1 sessions.
+/// Time an idle connection may wait for its next request, and time a started request head may
+/// take to arrive in full. pingora's HTTP/1 sessions use the same read timeout by default.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time a client may take to accept a response.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -101,12 +101,22 @@ impl EdgeServer {
         // One registration for the whole connection instead of one per request.
         let mut stop = std::pin::pin!(self.app.stop_notified());
         stop.as_mut().enable();
+        let mut head_deadline: Option<Instant> = None;
         loop {
             let head = match parse_head(&buffer, config.max_header_bytes) {
                 Parsed::Plain(head) => head,
                 Parsed::Partial if buffer.len() < config.max_header_bytes => {
+                    // An idle connection waits up to READ_TIMEOUT for its next request, and a
+                    // started head must be complete within READ_TIMEOUT of its first bytes.
+                    let timeout = if buffer.is_empty() {
+                        READ_TIMEOUT
+                    } else {
+                        let deadline =
+                            *head_deadline.get_or_insert_with(|| Instant::now() + READ_TIMEOUT);
+                        deadline.saturating_duration_since(Instant::now())
+                    };
                     if self.app.is_stopping() && buffer.is_empty()
-                        || !read_more(&mut stream, &mut buffer, stop.as_mut()).await
+                        || !read_more(&mut stream, &mut buffer, stop.as_mut(), timeout).await
                     {
                         return;
                     }
@@ -116,6 +126,7 @@ impl EdgeServer {
                     return self.hand_over(stream, buffer, shutdown).await;
                 }
             };
+            head_deadline = None;
 
             let guard = self.app.start_request();
             if guard.count > config.max_concurrent_requests {
@@ -198,16 +209,17 @@ impl EdgeServer {
 }
 
 /// Reads more bytes of a request head. Returns false when the connection closed, failed,
-/// stayed silent for [`READ_TIMEOUT`] or the listeners stopped (`stop`) while it was idle.
+/// sent nothing within `timeout` or the listeners stopped (`stop`) while it was idle.
 async fn read_more(
     stream: &mut Stream,
     buffer: &mut BytesMut,
     stop: Pin<&mut Notified<'_>>,
+    timeout: Duration,
 ) -> bool {
     let idle = buffer.is_empty();
     let read = tokio::select! {
         biased;
-        read = pingora_timeout::fast_timeout::fast_timeout(READ_TIMEOUT, stream.read_buf(buffer)) => read,
+        read = pingora_timeout::fast_timeout::fast_timeout(timeout, stream.read_buf(buffer)) => read,
         // Only an idle connection closes when the listeners stop, a started request is read.
         _ = stop, if idle => return false,
     };
@@ -219,8 +231,8 @@ async fn read_more(
         }
         Err(_) => {
             tracing::debug!(
-                timeout_secs = READ_TIMEOUT.as_secs(),
-                "a request head timed out"
+                timeout_ms = timeout.as_millis() as u64,
+                "reading a request head timed out"
             );
             false
         }
@@ -236,10 +248,10 @@ async fn speaks_http2(stream: &mut Stream) -> Option<bool> {
     if stream.get_ssl_digest().is_some() {
         return Some(false);
     }
-    // pingora's peek reads exactly as many bytes as asked for and then puts them back, so it
-    // asks for more only while the bytes still match the preface. HTTP/1 request lines differ
-    // from it by their second byte at the latest (`PRI` is no HTTP/1 method), so a short
-    // HTTP/1 request never waits here.
+    // pingora's peek reads exactly the requested number of bytes and then puts them back, so
+    // each peek requests more only while the bytes still match the preface. HTTP/1 request
+    // lines differ from it by their second byte at the latest (`PRI` is no HTTP/1 method), so
+    // a short HTTP/1 request never waits here.
     for len in [1, 2, HTTP2_PREFACE.len()] {
         let mut head = [0u8; HTTP2_PREFACE.len()];
         let peeked = pingora_timeout::fast_timeout::fast_timeout(
@@ -338,6 +350,7 @@ pub(crate) fn encode_response(
 ) -> Vec<u8> {
     let (parts, body) = response.into_parts();
     let status = parts.status;
+
     let mut encoded = Vec::with_capacity(256 + body.len());
     encoded.extend_from_slice(b"HTTP/1.1 ");
     encoded.extend_from_slice(status.as_str().as_bytes());
@@ -350,6 +363,7 @@ pub(crate) fn encode_response(
         }
         push_header(&mut encoded, name.as_str().as_bytes(), value.as_bytes());
     }
+
     let framed = has_body_framing(status);
     // A response to HEAD keeps the length the mock stated for the body it leaves out.
     let declared = parts.headers.get(CONTENT_LENGTH).filter(|_| head_only);
