@@ -249,10 +249,10 @@ async fn speaks_http2(stream: &mut Stream) -> Option<bool> {
         return Some(false);
     }
     // pingora's peek reads exactly the requested number of bytes and then puts them back, so
-    // each peek requests more only while the bytes still match the preface. HTTP/1 request
-    // lines differ from it by their second byte at the latest (`PRI` is no HTTP/1 method), so
-    // a short HTTP/1 request never waits here.
-    for len in [1, 2, HTTP2_PREFACE.len()] {
+    // each peek requests more only while the bytes still match the preface. An HTTP/1 request
+    // line differs from it by its third byte at the latest (`PRI` is no HTTP/1 method, and
+    // WebDAV's `PROPFIND` and `PROPPATCH` differ at `O`), so a short request does not wait.
+    for len in [1, 2, 3, HTTP2_PREFACE.len()] {
         let mut head = [0u8; HTTP2_PREFACE.len()];
         let peeked = pingora_timeout::fast_timeout::fast_timeout(
             READ_TIMEOUT,

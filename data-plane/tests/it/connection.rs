@@ -294,17 +294,20 @@ async fn connection_close_and_http10_close_after_response() {
 async fn request_shorter_than_http2_preface_is_answered() {
     let feed = FakeFeed::new([record("acme", "petstore", PETSTORE)]);
     let edge = TestEdge::start(feed).await;
-    // 22 bytes, as a load balancer's health check sends: shorter than the 24-byte preface.
-    let mut stream = TcpStream::connect(edge.addr).await.unwrap();
-    stream.write_all(b"OPTIONS / HTTP/1.0\r\n\r\n").await.unwrap();
-    let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
-        .await
-        .expect("the edge answers without waiting for more bytes")
-        .unwrap();
-    let response = String::from_utf8_lossy(&response);
-    assert!(response.starts_with("HTTP/1.1 404 Not Found\r\n"), "{response}");
-    assert!(response.contains(r#""code":"NOT_FOUND""#), "{response}");
+    // 22 and 23 bytes, shorter than the 24-byte preface: a load balancer's health check, and a
+    // WebDAV method that starts with the preface's `PR`.
+    for request in ["OPTIONS / HTTP/1.0\r\n\r\n", "PROPFIND / HTTP/1.0\r\n\r\n"] {
+        let mut stream = TcpStream::connect(edge.addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
+            .await
+            .expect("the edge responds without waiting for more bytes")
+            .unwrap();
+        let response = String::from_utf8_lossy(&response);
+        assert!(response.starts_with("HTTP/1.1 404 Not Found\r\n"), "{request:?}: {response}");
+        assert!(response.contains(r#""code":"NOT_FOUND""#), "{request:?}: {response}");
+    }
 
     edge.shutdown().await;
 }
