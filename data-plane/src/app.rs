@@ -112,8 +112,8 @@ impl EdgeApp {
         InFlightGuard::new(&self.in_flight)
     }
 
-    /// Returns a future that resolves when the listeners stop, for a caller that waits for
-    /// the stop many times. It sees a stop only after it was created, so check
+    /// Returns a future that resolves when the listeners stop, for a caller that waits for the
+    /// stop many times. The future resolves only for a stop after its creation, so check
     /// [`EdgeApp::is_stopping`] once it is enabled.
     pub(crate) fn stop_notified(&self) -> tokio::sync::futures::Notified<'_> {
         self.stop.notified()
@@ -579,9 +579,18 @@ pub(crate) fn finish_response(
 
 /// Sets the `X-RateLimit-*` headers.
 pub(crate) fn set_quota_headers(headers: &mut http::HeaderMap, quota: Quota) {
-    headers.insert(RATE_LIMIT_LIMIT, HeaderValue::from(quota.limit));
-    headers.insert(RATE_LIMIT_REMAINING, HeaderValue::from(quota.remaining));
-    headers.insert(RATE_LIMIT_RESET, HeaderValue::from(quota.reset_unix_secs));
+    for (name, value) in quota_headers(quota) {
+        headers.insert(name, value);
+    }
+}
+
+/// Returns the `X-RateLimit-*` headers of a quota.
+pub(crate) fn quota_headers(quota: Quota) -> [(&'static str, HeaderValue); 3] {
+    [
+        (RATE_LIMIT_LIMIT, HeaderValue::from(quota.limit)),
+        (RATE_LIMIT_REMAINING, HeaderValue::from(quota.remaining)),
+        (RATE_LIMIT_RESET, HeaderValue::from(quota.reset_unix_secs)),
+    ]
 }
 
 /// Returns the size of the request line and headers as sent, approximately: method, target,

@@ -19,7 +19,7 @@ use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
 use pingora::protocols::http::ServerSession;
 use pingora::upstreams::peer::HttpPeer;
 
-use crate::app::{respond_error, set_quota_headers, Ending, RequestCtx};
+use crate::app::{quota_headers, respond_error, Ending, RequestCtx};
 use crate::error::EdgeError;
 use crate::handler;
 use crate::limits::Quota;
@@ -283,9 +283,8 @@ fn connection_fields(headers: &http::HeaderMap) -> Vec<HeaderName> {
     headers
         .get_all(CONNECTION)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .flat_map(handler::list_items)
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect()
 }
 
@@ -320,14 +319,8 @@ fn downstream_header(
         header.insert_header(TRANSFER_ENCODING, "chunked")?;
     }
     header.insert_header(handler::REQUEST_ID_HEADER, request_id)?;
-    if let Some(quota) = quota {
-        let mut headers = http::HeaderMap::new();
-        set_quota_headers(&mut headers, quota);
-        for (name, value) in headers {
-            if let Some(name) = name {
-                header.insert_header(name, value)?;
-            }
-        }
+    for (name, value) in quota.map(quota_headers).into_iter().flatten() {
+        header.insert_header(name, value)?;
     }
     Ok(header)
 }

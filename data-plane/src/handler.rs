@@ -339,6 +339,17 @@ fn is_sane_request_id(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
+/// Returns the items of a comma-separated header value such as `Connection`, trimmed. A value
+/// that is not visible ASCII has none.
+pub(crate) fn list_items(value: &HeaderValue) -> impl Iterator<Item = &str> {
+    value
+        .to_str()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
 /// Sets `X-Request-Id` on a response.
 pub fn set_request_id(response: &mut http::Response<Bytes>, request_id: &str) {
     if let Ok(value) = HeaderValue::from_str(request_id) {

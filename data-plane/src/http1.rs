@@ -334,11 +334,7 @@ fn parse_head(buffer: &[u8], max_head_bytes: usize) -> Parsed {
 
 /// Returns true when a comma-separated header value lists `token`, ignoring case.
 fn has_token(value: &HeaderValue, token: &str) -> bool {
-    value.to_str().is_ok_and(|value| {
-        value
-            .split(',')
-            .any(|item| item.trim().eq_ignore_ascii_case(token))
-    })
+    handler::list_items(value).any(|item| item.eq_ignore_ascii_case(token))
 }
 
 /// Encodes a complete HTTP/1.1 response with `Content-Length` and `Date`, and

@@ -494,24 +494,16 @@ impl Mock {
                 .example
                 .and_then(|name| content.examples.iter().find(|(known, _)| known == name));
             let page = operation.paging.request(request.query, mix(seed, media_type));
-            let generated = match (named, content.schema, &content.body) {
-                (Some(_), _, _) => None,
+            body = match (named, content.schema, &content.body) {
+                (Some((_, example)), _, _) => example.clone(),
                 (None, Some(schema), _) if preference.dynamic => {
-                    Some(self.generated_body(schema, page, media_type))
+                    self.generated_body(schema, page, media_type, &mut headers)
                 }
-                (None, _, Body::Schema(schema)) => Some(self.generated_body(*schema, page, media_type)),
-                (None, _, Body::Static(_) | Body::Empty) => None,
-            };
-            body = match (generated, named, &content.body) {
-                (Some(generated), _, _) => {
-                    if let Some(cut) = generated.cut {
-                        headers.insert(PAGE_CUT_HEADER, page_cut_value(cut));
-                    }
-                    generated.body
+                (None, _, Body::Static(bytes)) => bytes.clone(),
+                (None, _, Body::Schema(schema)) => {
+                    self.generated_body(*schema, page, media_type, &mut headers)
                 }
-                (None, Some((_, example)), _) => example.clone(),
-                (None, None, Body::Static(bytes)) => bytes.clone(),
-                (None, None, _) => Bytes::new(),
+                (None, _, Body::Empty) => Bytes::new(),
             };
             headers.insert(header::CONTENT_TYPE, content.content_type.clone());
         }
@@ -568,20 +560,30 @@ impl Mock {
         }
     }
 
-    /// Generates (or takes from the cache) the body for a schema and request seed. The page's
+    /// Generates (or takes from the cache) the body for a schema and request seed, and sets
+    /// [`PAGE_CUT_HEADER`] in `headers` when the page limits cut the page short. The page's
     /// seed already contains its length, so one cache key never serves two lengths.
-    fn generated_body(&self, schema: SchemaId, page: PageRequest, media_type: &str) -> GeneratedBody {
-        if let Some(generated) = self.generated.get(page.seed) {
-            return generated;
+    fn generated_body(
+        &self,
+        schema: SchemaId,
+        page: PageRequest,
+        media_type: &str,
+        headers: &mut HeaderMap,
+    ) -> Bytes {
+        let generated = self.generated.get(page.seed).unwrap_or_else(|| {
+            let (value, cut) = generate_page(&self.schemas, schema, page.seed, page.length);
+            let body = match value {
+                Some(value) => render_value(&value, media_type, &self.schemas.root_name(schema)),
+                None => Bytes::new(),
+            };
+            let generated = GeneratedBody { body, cut };
+            self.generated.insert(page.seed, &generated);
+            generated
+        });
+        if let Some(cut) = generated.cut {
+            headers.insert(PAGE_CUT_HEADER, page_cut_value(cut));
         }
-        let (value, cut) = generate_page(&self.schemas, schema, page.seed, page.length);
-        let body = match value {
-            Some(value) => render_value(&value, media_type, &self.schemas.root_name(schema)),
-            None => Bytes::new(),
-        };
-        let generated = GeneratedBody { body, cut };
-        self.generated.insert(page.seed, &generated);
-        generated
+        generated.body
     }
 
     /// Builds the response to a CORS preflight for a known path.

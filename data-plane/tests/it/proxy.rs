@@ -275,8 +275,8 @@ async fn unknown_proxy_operation_fails_deployment() {
     edge.shutdown().await;
 }
 
-/// Starts an upstream that reads each request's `Content-Length` body and answers with a body
-/// that has no length (it ends when the connection closes), naming the request and its body.
+/// Starts an upstream that reads each request's `Content-Length` body and responds with a body
+/// without a length, which ends when the connection closes, naming the request and its body.
 /// Returns its address and the number of requests it received.
 async fn unframed_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -328,7 +328,7 @@ async fn unframed_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn request_body_reaches_upstream_and_unframed_response_streams_back() {
+async fn forwarded_body_and_unframed_response() {
     let (upstream, received) = unframed_upstream().await;
     let feed = FakeFeed::new([proxied_record(json!({
         "upstream": format!("http://{upstream}/v2"),

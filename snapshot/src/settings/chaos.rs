@@ -19,7 +19,7 @@ use mockforge_engine::Mock;
 use serde_json::Value;
 
 use super::operations::OperationFilter;
-use super::unknown_key_message;
+use super::{parse_present, unknown_key_message};
 
 /// Prefix of the errors of [`ChaosSettings::from_config`] and
 /// [`ChaosSettings::resolve_operations`], which an edge reports as the failure reason.
@@ -134,18 +134,6 @@ fn parse(chaos: &Value) -> Result<ChaosSettings, Vec<String>> {
         fault,
         operations,
     })
-}
-
-/// Parses a setting that may be absent or null. A problem goes to `problems` and gives `None`.
-pub(super) fn parse_present<T>(
-    value: Option<&Value>,
-    parse: impl FnOnce(&Value) -> Result<T, String>,
-    problems: &mut Vec<String>,
-) -> Option<T> {
-    match value {
-        None | Some(Value::Null) => None,
-        Some(value) => parse(value).map_err(|problem| problems.push(problem)).ok(),
-    }
 }
 
 fn parse_latency(latency: &Value) -> Result<Latency, String> {

@@ -204,6 +204,18 @@ fn problem_diagnostic(problem: &str) -> Diagnostic {
     }
 }
 
+/// Parses a setting that may be absent or null. A problem goes to `problems` and gives `None`.
+pub(crate) fn parse_present<T>(
+    value: Option<&Value>,
+    parse: impl FnOnce(&Value) -> Result<T, String>,
+    problems: &mut Vec<String>,
+) -> Option<T> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(value) => parse(value).map_err(|problem| problems.push(problem)).ok(),
+    }
+}
+
 fn error(pointer: String, message: String) -> Diagnostic {
     Diagnostic {
         severity: Severity::Error,

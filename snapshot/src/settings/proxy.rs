@@ -14,8 +14,7 @@ use mockforge_engine::Mock;
 use serde_json::Value;
 
 use super::operations::OperationFilter;
-use super::chaos::parse_present;
-use super::unknown_key_message;
+use super::{parse_present, unknown_key_message};
 
 /// Prefix of the errors of [`ProxySettings::from_config`] and
 /// [`ProxySettings::resolve_operations`], which an edge reports as the failure reason.
