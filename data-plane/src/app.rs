@@ -148,14 +148,24 @@ impl HttpServerApp for EdgeApp {
             Err(error) => {
                 tracing::debug!(%error, "failed to read a request head");
                 if matches!(error.etype(), pingora::ErrorType::InvalidHTTPHeader) {
-                    let error = EdgeError::InvalidRequest(format!(
-                        "the request head could not be parsed ({})",
-                        error.etype().as_str()
-                    ));
+                    let error = EdgeError::InvalidRequest(
+                        "the request head could not be parsed; check the request line and the \
+                         `name: value` syntax of each header"
+                            .to_owned(),
+                    );
                     let mut response = error_response(&error);
                     handler::set_request_id(&mut response, &handler::new_request_id());
-                    session.set_keepalive(None);
-                    let _ = write_response(&mut session, response).await;
+                    // `write_response` reads the request's method, which a session without a
+                    // parsed head does not have, so the error path of pingora's session writes.
+                    let (parts, body) = response.into_parts();
+                    let mut header = ResponseHeader::from(parts);
+                    let framed = header.insert_header(CONTENT_LENGTH, body.len());
+                    let dated = header.insert_header(DATE, http_date());
+                    if framed.and(dated).is_ok() {
+                        if let Err(error) = session.write_error_response(header, body).await {
+                            tracing::debug!(%error, "failed to send the invalid-head response");
+                        }
+                    }
                 }
                 session.shutdown().await;
                 return None;

@@ -329,3 +329,30 @@ async fn head_over_http2_states_get_length() {
 
     edge.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_request_head_gets_400() {
+    let feed = FakeFeed::new([record("acme", "petstore", PETSTORE)]);
+    let edge = TestEdge::start(feed).await;
+    let mut stream = TcpStream::connect(edge.addr).await.unwrap();
+    stream
+        .write_all(b"GET /petstore/pets HTTP/1.1\r\nHost: acme.localhost\r\nno colon here\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
+        .await
+        .expect("the edge closes the connection after the error")
+        .unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{response}");
+    let body = &response[response.find("\r\n\r\n").unwrap() + 4..];
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["code"], "BAD_REQUEST", "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(message.contains("the request head could not be parsed"), "{message}");
+    assert!(message.contains("`name: value` syntax"), "{message}");
+    assert!(response.to_ascii_lowercase().contains("\r\nx-request-id: "), "{response}");
+
+    edge.shutdown().await;
+}
