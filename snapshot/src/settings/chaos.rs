@@ -19,7 +19,7 @@ use mockforge_engine::Mock;
 use serde_json::Value;
 
 use super::operations::OperationFilter;
-use super::{parse_present, unknown_key_message};
+use super::{parse_present, parse_present_all, unknown_key_message};
 
 /// Prefix of the errors of [`ChaosSettings::from_config`] and
 /// [`ChaosSettings::resolve_operations`], which an edge reports as the failure reason.
@@ -119,10 +119,10 @@ fn parse(chaos: &Value) -> Result<ChaosSettings, Vec<String>> {
         .map(|key| format!("/{key}: {}", unknown_key_message(key, &CHAOS_KEYS)))
         .collect();
 
-    let latency = parse_present(object.get("latency"), parse_latency, &mut problems);
+    let latency = parse_present_all(object.get("latency"), parse_latency, &mut problems);
     let error_rate = parse_present(object.get("error_rate"), |value| parse_rate(value, "/error_rate"), &mut problems);
     let error_statuses = parse_present(object.get("error_statuses"), parse_statuses, &mut problems);
-    let fault = parse_present(object.get("fault"), parse_fault, &mut problems);
+    let fault = parse_present_all(object.get("fault"), parse_fault, &mut problems);
     let operations = parse_present(object.get("operations"), OperationFilter::parse, &mut problems);
     if !problems.is_empty() {
         return Err(problems);
@@ -136,45 +136,66 @@ fn parse(chaos: &Value) -> Result<ChaosSettings, Vec<String>> {
     })
 }
 
-fn parse_latency(latency: &Value) -> Result<Latency, String> {
+fn parse_latency(latency: &Value) -> Result<Latency, Vec<String>> {
     let Value::Object(object) = latency else {
-        return Err(format!("/latency: must be an object, not {latency}"));
+        return Err(vec![format!("/latency: must be an object, not {latency}")]);
     };
+    let mut problems = Vec::new();
     if let Some(fixed) = object.get("fixed_ms") {
-        if object.len() > 1 {
-            return Err("/latency: fixed_ms cannot be combined with other keys".to_owned());
+        for key in object.keys().filter(|key| key.as_str() != "fixed_ms") {
+            problems.push(format!(
+                "/latency/{key}: cannot be combined with fixed_ms; use fixed_ms alone, or min_ms, max_ms and distribution"
+            ));
         }
-        return Ok(Latency::Fixed(parse_millis(fixed, "/latency/fixed_ms")?));
+        let fixed = parse_millis(fixed, "/latency/fixed_ms").map_err(|problem| problems.push(problem));
+        return match fixed {
+            Ok(fixed) if problems.is_empty() => Ok(Latency::Fixed(fixed)),
+            _ => Err(problems),
+        };
     }
-    let min = parse_millis(
-        object.get("min_ms").unwrap_or(&Value::Null),
-        "/latency/min_ms",
-    )?;
-    let max = parse_millis(
-        object.get("max_ms").unwrap_or(&Value::Null),
-        "/latency/max_ms",
-    )?;
-    if min > max {
-        return Err(format!(
-            "/latency: min_ms ({}) is greater than max_ms ({})",
-            min.as_millis(),
-            max.as_millis()
-        ));
-    }
+
     for key in object.keys() {
         if !matches!(key.as_str(), "min_ms" | "max_ms" | "distribution") {
-            return Err(format!(
+            problems.push(format!(
                 "/latency/{key}: unknown key `{key}`; expected fixed_ms, or min_ms, max_ms and distribution"
             ));
         }
     }
-    match object.get("distribution") {
-        None | Some(Value::Null) => Ok(Latency::Uniform { min, max }),
-        Some(Value::String(name)) if name == "uniform" => Ok(Latency::Uniform { min, max }),
-        Some(Value::String(name)) if name == "normal" => Ok(Latency::Normal { min, max }),
-        Some(other) => Err(format!(
-            "/latency/distribution: {other} is not supported; use \"uniform\" or \"normal\""
-        )),
+    let mut millis = |key: &str| {
+        let pointer = format!("/latency/{key}");
+        parse_millis(object.get(key).unwrap_or(&Value::Null), &pointer)
+            .map_err(|problem| problems.push(problem))
+            .ok()
+    };
+    let min = millis("min_ms");
+    let max = millis("max_ms");
+    let normal = match object.get("distribution") {
+        None | Some(Value::Null) => Some(false),
+        Some(Value::String(name)) if name == "uniform" => Some(false),
+        Some(Value::String(name)) if name == "normal" => Some(true),
+        Some(other) => {
+            problems.push(format!(
+                "/latency/distribution: {other} is not supported; use \"uniform\" or \"normal\""
+            ));
+            None
+        }
+    };
+    if let (Some(min), Some(max)) = (min, max) {
+        if min > max {
+            problems.push(format!(
+                "/latency: min_ms ({}) is greater than max_ms ({})",
+                min.as_millis(),
+                max.as_millis()
+            ));
+        }
+    }
+    match (min, max, normal) {
+        (Some(min), Some(max), Some(normal)) if problems.is_empty() => Ok(if normal {
+            Latency::Normal { min, max }
+        } else {
+            Latency::Uniform { min, max }
+        }),
+        _ => Err(problems),
     }
 }
 
@@ -218,31 +239,37 @@ fn parse_statuses(value: &Value) -> Result<Vec<StatusCode>, String> {
         .collect()
 }
 
-fn parse_fault(value: &Value) -> Result<(FaultKind, f64), String> {
+fn parse_fault(value: &Value) -> Result<(FaultKind, f64), Vec<String>> {
     let Value::Object(object) = value else {
-        return Err(format!("/fault: must be an object, not {value}"));
+        return Err(vec![format!("/fault: must be an object, not {value}")]);
     };
     const FAULT_KEYS: [&str; 2] = ["kind", "rate"];
-    for key in object.keys() {
-        if !FAULT_KEYS.contains(&key.as_str()) {
-            return Err(format!("/fault/{key}: {}", unknown_key_message(key, &FAULT_KEYS)));
-        }
-    }
+    let mut problems: Vec<String> = object
+        .keys()
+        .filter(|key| !FAULT_KEYS.contains(&key.as_str()))
+        .map(|key| format!("/fault/{key}: {}", unknown_key_message(key, &FAULT_KEYS)))
+        .collect();
     let kind = match object.get("kind").and_then(Value::as_str) {
-        Some("reset") => FaultKind::Reset,
-        Some("empty_response") => FaultKind::EmptyResponse,
+        Some("reset") => Some(FaultKind::Reset),
+        Some("empty_response") => Some(FaultKind::EmptyResponse),
         _ => {
-            return Err(format!(
+            problems.push(format!(
                 "/fault/kind: must be \"reset\" or \"empty_response\", not {}",
                 object.get("kind").unwrap_or(&Value::Null)
-            ))
+            ));
+            None
         }
     };
     let rate = match object.get("rate") {
-        None | Some(Value::Null) => 1.0,
-        Some(rate) => parse_rate(rate, "/fault/rate")?,
+        None | Some(Value::Null) => Some(1.0),
+        Some(rate) => parse_rate(rate, "/fault/rate")
+            .map_err(|problem| problems.push(problem))
+            .ok(),
     };
-    Ok((kind, rate))
+    match (kind, rate) {
+        (Some(kind), Some(rate)) if problems.is_empty() => Ok((kind, rate)),
+        _ => Err(problems),
+    }
 }
 
 #[cfg(test)]
@@ -297,6 +324,38 @@ mod tests {
         assert!(error.contains("/config_json/chaos/error_rate: must be a number from 0 to 1"), "{error}");
         assert!(error.contains("/config_json/chaos/fault/kind"), "{error}");
         assert_eq!(error.matches("; /config_json/chaos").count(), 2, "{error}");
+    }
+
+    #[test]
+    fn every_latency_and_fault_problem_is_reported() {
+        let error = parse_chaos(json!({
+            "latency": {"min_ms": -1, "max_ms": "slow", "distribution": "pareto", "jitter": 3},
+            "fault": {"kind": "explode", "rate": 7, "chance": 0.5}
+        }))
+        .unwrap_err();
+        for expected in [
+            "/config_json/chaos/latency/min_ms: must be a whole number of milliseconds, not -1",
+            "/config_json/chaos/latency/max_ms: must be a whole number of milliseconds, not \"slow\"",
+            "/config_json/chaos/latency/distribution: \"pareto\" is not supported",
+            "/config_json/chaos/latency/jitter: unknown key `jitter`",
+            "/config_json/chaos/fault/kind: must be \"reset\" or \"empty_response\", not \"explode\"",
+            "/config_json/chaos/fault/rate: must be a number from 0 to 1, not 7",
+            "/config_json/chaos/fault/chance: unknown key `chance`",
+        ] {
+            assert!(error.contains(expected), "{expected} missing from {error}");
+        }
+        assert_eq!(error.matches("/config_json/chaos/").count(), 7, "{error}");
+
+        let error = parse_chaos(json!({"latency": {"fixed_ms": 10, "min_ms": 1, "max_ms": 2}}))
+            .unwrap_err();
+        assert!(
+            error.contains("/config_json/chaos/latency/min_ms: cannot be combined with fixed_ms"),
+            "{error}"
+        );
+        assert!(
+            error.contains("/config_json/chaos/latency/max_ms: cannot be combined with fixed_ms"),
+            "{error}"
+        );
     }
 
     #[test]

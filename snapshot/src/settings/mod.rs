@@ -216,6 +216,18 @@ pub(crate) fn parse_present<T>(
     }
 }
 
+/// Parses `value` like [`parse_present`] with a parser that reports every problem it finds.
+pub(crate) fn parse_present_all<T>(
+    value: Option<&Value>,
+    parse: impl FnOnce(&Value) -> Result<T, Vec<String>>,
+    problems: &mut Vec<String>,
+) -> Option<T> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(value) => parse(value).map_err(|found| problems.extend(found)).ok(),
+    }
+}
+
 fn error(pointer: String, message: String) -> Diagnostic {
     Diagnostic {
         severity: Severity::Error,
