@@ -81,6 +81,12 @@ pub enum EdgeError {
     /// The deployment's upstream could not be reached or did not respond.
     #[error("the upstream {upstream} failed: {reason}")]
     UpstreamFailed { upstream: String, reason: String },
+    /// The deployment's upstream did not send its response header within the proxy timeout.
+    #[error(
+        "the upstream {upstream} did not send a response header within {timeout_ms} ms; check \
+         the upstream or raise config_json.proxy.timeout_ms (at most 60000)"
+    )]
+    UpstreamTimeout { upstream: String, timeout_ms: u64 },
     /// A fault in the edge itself. The message is sent to the client, so it must not contain
     /// secrets.
     #[error("internal error: {0}")]
@@ -108,6 +114,7 @@ const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
 const OVERLOADED: &str = "OVERLOADED";
 const CHAOS_INJECTED: &str = "CHAOS_INJECTED";
 const UPSTREAM_ERROR: &str = "UPSTREAM_ERROR";
+const UPSTREAM_TIMEOUT: &str = "UPSTREAM_TIMEOUT";
 const PLUGIN_FAILED: &str = "PLUGIN_FAILED";
 
 /// Builds the response for a failure: status, error-format JSON body, `Content-Type`, an
@@ -230,6 +237,14 @@ fn classify(error: &EdgeError) -> (StatusCode, &'static str, Value) {
             StatusCode::BAD_GATEWAY,
             UPSTREAM_ERROR,
             json!({ "upstream": upstream, "reason": reason }),
+        ),
+        EdgeError::UpstreamTimeout {
+            upstream,
+            timeout_ms,
+        } => (
+            StatusCode::GATEWAY_TIMEOUT,
+            UPSTREAM_TIMEOUT,
+            json!({ "upstream": upstream, "timeout_ms": timeout_ms }),
         ),
         EdgeError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR, json!({})),
     }

@@ -3,7 +3,8 @@
 //!
 //! The request body is read whole before forwarding, within the deployment's body limit, so a
 //! chunked upload cannot exceed the limit on its way to the upstream. The upstream's response
-//! is streamed back as it arrives.
+//! is streamed back as it arrives. An upstream that sends no response header within the
+//! deployment's `proxy.timeout_ms` gets a 504.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +28,8 @@ use crate::proxy::ProxyConfig;
 
 /// Time to open a connection to an upstream.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Time an upstream may stay silent while the edge waits for its response.
+/// Time an upstream may stay silent while it sends its response body. The response header has
+/// the deployment's `proxy.timeout_ms` from the start of forwarding.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time an idle upstream connection stays in the pool.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -69,22 +71,27 @@ impl Forwarder {
         body: Bytes,
         quota: Option<Quota>,
     ) -> pingora::Result<Ending> {
-        let addr = match proxy.resolve(allow_private).await {
-            Ok(addr) => addr,
-            Err(reason) => return upstream_failed(session, ctx, proxy, reason, quota).await,
-        };
-        let mut peer = HttpPeer::new(addr, proxy.tls, proxy.host.clone());
-        peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
-        peer.options.read_timeout = Some(READ_TIMEOUT);
-        peer.options.write_timeout = Some(READ_TIMEOUT);
-
         let request = upstream_request(proxy, session.req_header(), base_domain, body.len())?;
-        let mut upstream = match self.exchange(&peer, request, body).await {
-            Ok(upstream) => upstream,
-            Err(error) => {
-                tracing::debug!(%error, "the upstream exchange failed");
-                let reason = failure_reason(error.etype());
-                return upstream_failed(session, ctx, proxy, reason, quota).await;
+        let exchanged = tokio::time::timeout(
+            proxy.timeout,
+            self.resolve_and_exchange(proxy, allow_private, request, body),
+        )
+        .await;
+        let (mut upstream, peer) = match exchanged {
+            Ok(Ok(exchanged)) => exchanged,
+            Ok(Err(reason)) => return upstream_failed(session, ctx, proxy, reason, quota).await,
+            Err(_) => {
+                let error = EdgeError::UpstreamTimeout {
+                    upstream: proxy.display_url(),
+                    timeout_ms: proxy.timeout.as_millis() as u64,
+                };
+                tracing::warn!(
+                    request_id = %ctx.request_id,
+                    upstream = %proxy.display_url(),
+                    timeout_ms = proxy.timeout.as_millis() as u64,
+                    "the upstream did not send a response header in time"
+                );
+                return respond_error(session, ctx, &error, quota).await;
             }
         };
 
@@ -124,6 +131,29 @@ impl Forwarder {
             .release_http_session(upstream, &peer, Some(POOL_IDLE_TIMEOUT))
             .await;
         Ok(Ending::Responded)
+    }
+
+    /// Resolves the upstream's address, sends the request and reads the final response header.
+    /// Returns the reason for the 502 response when any step fails.
+    async fn resolve_and_exchange(
+        &self,
+        proxy: &ProxyConfig,
+        allow_private: bool,
+        request: RequestHeader,
+        body: Bytes,
+    ) -> Result<(UpstreamSession, HttpPeer), String> {
+        let addr = proxy.resolve(allow_private).await?;
+        let mut peer = HttpPeer::new(addr, proxy.tls, proxy.host.clone());
+        peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
+        peer.options.read_timeout = Some(READ_TIMEOUT);
+        peer.options.write_timeout = Some(READ_TIMEOUT);
+        match self.exchange(&peer, request, body).await {
+            Ok(upstream) => Ok((upstream, peer)),
+            Err(error) => {
+                tracing::debug!(%error, "the upstream exchange failed");
+                Err(failure_reason(error.etype()))
+            }
+        }
     }
 
     /// Sends the request to the upstream and reads its final (non-informational) response

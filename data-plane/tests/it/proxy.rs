@@ -211,6 +211,45 @@ async fn unreachable_upstream_returns_502() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_upstream_returns_504() {
+    // The upstream accepts connections but never reads a request or responds.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            open.push(stream);
+        }
+    });
+    let feed = FakeFeed::new([proxied_record(json!({
+        "upstream": format!("http://{silent}"),
+        "mode": "all",
+        "timeout_ms": 300
+    }))]);
+    let edge = TestEdge::start_with(feed, private_upstreams_allowed()).await;
+
+    let response = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        edge.client()
+            .get(edge.url("acme.localhost", "/petstore/pets"))
+            .send(),
+    )
+    .await
+    .expect("the edge waited for the silent upstream past the proxy timeout")
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    let body = json_body(response).await;
+    assert_eq!(body["code"], "UPSTREAM_TIMEOUT");
+    assert_eq!(body["details"]["upstream"], format!("http://{silent}"));
+    assert_eq!(body["details"]["timeout_ms"], 300);
+    let message = body["error"].as_str().unwrap();
+    assert!(message.contains("within 300 ms"), "{message}");
+    assert!(message.contains("config_json.proxy.timeout_ms"), "{message}");
+
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listed_operations_reach_upstream() {
     let upstream = echo_upstream().await;
     let feed = FakeFeed::new([proxied_record_with_ids(json!({

@@ -7,8 +7,11 @@
 //! `mode` `all` forwards every request; `unmatched` (the default) forwards only requests that no
 //! operation of the document matches. `operations` forwards only the operations listed in
 //! `"operations": ["getPet", ...]` by `operationId` and mocks the rest. A list without `mode`
-//! selects this mode. The path below the deployment is appended to the upstream's path. The
-//! edge checks the upstream's addresses when it forwards a request.
+//! selects this mode. The path below the deployment is appended to the upstream's path.
+//! `timeout_ms` is the time the upstream has to send its response header. The edge checks the
+//! upstream's addresses when it forwards a request.
+
+use std::time::Duration;
 
 use mockforge_engine::Mock;
 use serde_json::Value;
@@ -19,6 +22,12 @@ use super::{parse_present, unknown_key_message};
 /// Prefix of the errors of [`ProxySettings::from_config`] and
 /// [`ProxySettings::resolve_operations`], which an edge reports as the failure reason.
 const INVALID: &str = "the proxy configuration is invalid";
+
+/// Time the upstream has to send its response header when `timeout_ms` is not set.
+pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 30_000;
+/// Maximum `timeout_ms`, so a forwarded request cannot hold a connection longer than the
+/// edge's own read timeout.
+pub const MAX_UPSTREAM_TIMEOUT_MS: u64 = 60_000;
 
 /// Forwarding mode: every request, only those that no operation matches, or only the listed
 /// operations.
@@ -42,6 +51,9 @@ pub struct ProxySettings {
     pub mode: ProxyMode,
     /// The forwarded operations; set exactly when `mode` is [`ProxyMode::Operations`].
     pub operations: Option<OperationFilter>,
+    /// Time from the start of forwarding (address lookup, connection, request and retries)
+    /// until the upstream's response header arrives.
+    pub timeout: Duration,
 }
 
 impl ProxySettings {
@@ -88,7 +100,7 @@ fn parse(proxy: &Value) -> Result<ProxySettings, Vec<String>> {
     let Value::Object(object) = proxy else {
         return Err(vec![format!(": must be an object, not {proxy}")]);
     };
-    const PROXY_KEYS: [&str; 3] = ["upstream", "mode", "operations"];
+    const PROXY_KEYS: [&str; 4] = ["upstream", "mode", "operations", "timeout_ms"];
     let mut problems: Vec<String> = object
         .keys()
         .filter(|key| !PROXY_KEYS.contains(&key.as_str()))
@@ -96,6 +108,7 @@ fn parse(proxy: &Value) -> Result<ProxySettings, Vec<String>> {
         .collect();
     let listed = object.get("operations").is_some_and(|value| !value.is_null());
     let operations = parse_present(object.get("operations"), OperationFilter::parse, &mut problems);
+    let timeout = parse_present(object.get("timeout_ms"), parse_timeout, &mut problems);
     let mode = parse_mode(object.get("mode"), listed)
         .map_err(|problem| problems.push(problem))
         .ok();
@@ -111,6 +124,9 @@ fn parse(proxy: &Value) -> Result<ProxySettings, Vec<String>> {
     match config {
         Some(mut config) if problems.is_empty() => {
             config.operations = operations;
+            if let Some(timeout) = timeout {
+                config.timeout = timeout;
+            }
             Ok(config)
         }
         _ => Err(problems),
@@ -140,6 +156,15 @@ fn parse_mode(mode: Option<&Value>, has_operations: bool) -> Result<ProxyMode, S
                 .to_owned(),
         ),
         _ => Ok(mode),
+    }
+}
+
+fn parse_timeout(value: &Value) -> Result<Duration, String> {
+    match value.as_u64() {
+        Some(ms @ 1..=MAX_UPSTREAM_TIMEOUT_MS) => Ok(Duration::from_millis(ms)),
+        _ => Err(format!(
+            "/timeout_ms: must be a whole number of milliseconds from 1 to {MAX_UPSTREAM_TIMEOUT_MS}, not {value}"
+        )),
     }
 }
 
@@ -188,6 +213,7 @@ fn parse_url(url: &str, mode: ProxyMode) -> Result<ProxySettings, String> {
         base_path: path.trim_end_matches('/').to_owned(),
         mode,
         operations: None,
+        timeout: Duration::from_millis(DEFAULT_UPSTREAM_TIMEOUT_MS),
     })
 }
 
@@ -231,6 +257,26 @@ mod tests {
         assert_eq!(config.mode, ProxyMode::Operations);
         let ids = config.operations.as_ref().map(OperationFilter::ids);
         assert_eq!(ids, Some(&["getPet".to_owned()][..]));
+    }
+
+    #[test]
+    fn upstream_timeout_parses() {
+        let config = parse_proxy(json!({"upstream": "http://x"})).unwrap().unwrap();
+        assert_eq!(config.timeout, Duration::from_secs(30));
+
+        let config = parse_proxy(json!({"upstream": "http://x", "timeout_ms": 250}))
+            .unwrap()
+            .unwrap();
+        assert_eq!(config.timeout, Duration::from_millis(250));
+
+        for invalid in [json!(0), json!(60_001), json!(1.5), json!("5s"), json!(-1)] {
+            let error = parse_proxy(json!({"upstream": "http://x", "timeout_ms": invalid}))
+                .unwrap_err();
+            let expected = format!(
+                "/config_json/proxy/timeout_ms: must be a whole number of milliseconds from 1 to 60000, not {invalid}"
+            );
+            assert!(error.contains(&expected), "{error}");
+        }
     }
 
     #[test]
