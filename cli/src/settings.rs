@@ -42,6 +42,25 @@ pub struct SettingArgs {
     #[arg(long, env = "MOCKFORGE_EDGE_MAX_CONNECTIONS", value_name = "COUNT")]
     pub edge_max_connections: Option<String>,
 
+    /// Maximum number of requests the edge serves at once. More get 503 [default: 10000].
+    #[arg(long, env = "MOCKFORGE_EDGE_MAX_CONCURRENT_REQUESTS", value_name = "COUNT")]
+    pub edge_max_concurrent_requests: Option<String>,
+
+    /// Maximum request body size in bytes on the edge. A plan's max_request_body_bytes can only
+    /// lower it. Larger bodies get 413 [default: 10485760].
+    #[arg(long, env = "MOCKFORGE_EDGE_MAX_REQUEST_BODY_BYTES", value_name = "BYTES")]
+    pub edge_max_request_body_bytes: Option<String>,
+
+    /// Maximum size in bytes of a request line and headers on the edge. Larger heads get 431
+    /// [default: 65536].
+    #[arg(long, env = "MOCKFORGE_EDGE_MAX_HEADER_BYTES", value_name = "BYTES")]
+    pub edge_max_header_bytes: Option<String>,
+
+    /// Time in milliseconds a client has to send a request head from its first byte, and then
+    /// the request body. Slower requests get 408 [default: 30000].
+    #[arg(long, env = "MOCKFORGE_EDGE_REQUEST_TIMEOUT_MS", value_name = "MS")]
+    pub edge_request_timeout_ms: Option<String>,
+
     /// Address of the edge's TLS listener, for example 0.0.0.0:8443; needs --tls-cert and
     /// --tls-key [default: no TLS listener].
     #[arg(long, env = "MOCKFORGE_EDGE_TLS_LISTEN", value_name = "ADDR")]
@@ -118,6 +137,11 @@ pub struct Settings {
     pub edge_tls: Option<TlsConfig>,
     /// Maximum number of open client connections on the edge.
     pub edge_max_connections: usize,
+    pub edge_max_concurrent_requests: usize,
+    pub edge_max_request_body_bytes: usize,
+    pub edge_max_header_bytes: usize,
+    /// Time a client has to send a request head, and then its body, to the edge.
+    pub edge_request_timeout: Duration,
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
     /// URL template of hosted mocks, containing `{org}` as the first label of its host.
@@ -208,6 +232,10 @@ const KEYS: &[(&str, &str, &str)] = &[
     ("edge_listen", "--edge-listen", "MOCKFORGE_EDGE_LISTEN"),
     ("admin_listen", "--admin-listen", "MOCKFORGE_EDGE_ADMIN_LISTEN"),
     ("edge_max_connections", "--edge-max-connections", "MOCKFORGE_EDGE_MAX_CONNECTIONS"),
+    ("edge_max_concurrent_requests", "--edge-max-concurrent-requests", "MOCKFORGE_EDGE_MAX_CONCURRENT_REQUESTS"),
+    ("edge_max_request_body_bytes", "--edge-max-request-body-bytes", "MOCKFORGE_EDGE_MAX_REQUEST_BODY_BYTES"),
+    ("edge_max_header_bytes", "--edge-max-header-bytes", "MOCKFORGE_EDGE_MAX_HEADER_BYTES"),
+    ("edge_request_timeout_ms", "--edge-request-timeout-ms", "MOCKFORGE_EDGE_REQUEST_TIMEOUT_MS"),
     ("tls.listen", "--tls-listen", "MOCKFORGE_EDGE_TLS_LISTEN"),
     ("tls.cert", "--tls-cert", "MOCKFORGE_EDGE_TLS_CERT"),
     ("tls.key", "--tls-key", "MOCKFORGE_EDGE_TLS_KEY"),
@@ -271,6 +299,25 @@ impl Layers {
 }
 
 impl Settings {
+    /// Builds the settings of an edge named `node_name` in reports.
+    pub fn edge_config(&self, node_name: &str) -> mockforge_edge::EdgeConfig {
+        mockforge_edge::EdgeConfig {
+            listen: self.edge_listen,
+            base_domain: self.base_domain.clone(),
+            node_name: node_name.to_owned(),
+            plans: self.plans.clone(),
+            admin_listen: self.admin_listen,
+            max_connections: self.edge_max_connections,
+            max_concurrent_requests: self.edge_max_concurrent_requests,
+            max_request_body_bytes: self.edge_max_request_body_bytes,
+            max_header_bytes: self.edge_max_header_bytes,
+            request_timeout: self.edge_request_timeout,
+            allow_private_upstreams: self.fetch.allow_private_networks,
+            tls: self.edge_tls.clone(),
+            ..mockforge_edge::EdgeConfig::default()
+        }
+    }
+
     /// Resolves settings from flags, the environment and the configuration file, reporting every
     /// invalid value at once.
     pub fn resolve(args: &SettingArgs, profile: Profile) -> Result<Settings, SettingsError> {
@@ -304,6 +351,31 @@ impl Settings {
             problems,
         );
         let edge_max_connections = usize::try_from(edge_max_connections).unwrap_or(usize::MAX);
+        let mut positive_usize = |key: &'static str, default: usize, expected: &str| {
+            let value = parse_positive(layers.get(key), default as u64, expected, problems);
+            usize::try_from(value).unwrap_or(usize::MAX)
+        };
+        let edge_max_concurrent_requests = positive_usize(
+            "edge_max_concurrent_requests",
+            mockforge_edge::DEFAULT_MAX_CONCURRENT_REQUESTS,
+            "a positive number of requests",
+        );
+        let edge_max_request_body_bytes = positive_usize(
+            "edge_max_request_body_bytes",
+            mockforge_edge::DEFAULT_MAX_REQUEST_BODY_BYTES,
+            "a positive number of bytes",
+        );
+        let edge_max_header_bytes = positive_usize(
+            "edge_max_header_bytes",
+            mockforge_edge::DEFAULT_MAX_HEADER_BYTES,
+            "a positive number of bytes",
+        );
+        let edge_request_timeout = Duration::from_millis(parse_positive(
+            layers.get("edge_request_timeout_ms"),
+            mockforge_edge::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64,
+            "a positive number of milliseconds",
+            problems,
+        ));
         let edge_tls = edge_tls_from(layers, edge_listen, problems);
         let database_url = layers.get("database_url").and_then(|raw| check_database_url(raw, problems));
         let redis_url = layers.get("redis_url").and_then(|raw| check_redis_url(raw, problems));
@@ -357,6 +429,10 @@ impl Settings {
             admin_listen,
             edge_tls,
             edge_max_connections,
+            edge_max_concurrent_requests,
+            edge_max_request_body_bytes,
+            edge_max_header_bytes,
+            edge_request_timeout,
             database_url,
             redis_url,
             public_edge_url: public_edge.text,
@@ -384,6 +460,10 @@ fn overrides_from(args: &SettingArgs) -> BTreeMap<&'static str, String> {
         ("edge_listen", &args.edge_listen),
         ("admin_listen", &args.admin_listen),
         ("edge_max_connections", &args.edge_max_connections),
+        ("edge_max_concurrent_requests", &args.edge_max_concurrent_requests),
+        ("edge_max_request_body_bytes", &args.edge_max_request_body_bytes),
+        ("edge_max_header_bytes", &args.edge_max_header_bytes),
+        ("edge_request_timeout_ms", &args.edge_request_timeout_ms),
         ("tls.listen", &args.tls_listen),
         ("tls.cert", &args.tls_cert),
         ("tls.key", &args.tls_key),
@@ -802,6 +882,36 @@ mod tests {
         let text = error.to_string();
         assert!(text.contains("`edge_max_connections`"), "{text}");
         assert!(text.contains("a positive number of connections"), "{text}");
+    }
+
+    #[test]
+    fn edge_request_limits_are_layered() {
+        let settings = Settings::resolve(&SettingArgs::default(), Profile::AllInOne).unwrap();
+        let config = settings.edge_config("local");
+        assert_eq!(config.max_concurrent_requests, mockforge_edge::DEFAULT_MAX_CONCURRENT_REQUESTS);
+        assert_eq!(config.max_request_body_bytes, mockforge_edge::DEFAULT_MAX_REQUEST_BODY_BYTES);
+        assert_eq!(config.max_header_bytes, mockforge_edge::DEFAULT_MAX_HEADER_BYTES);
+        assert_eq!(config.request_timeout, mockforge_edge::DEFAULT_REQUEST_TIMEOUT);
+        assert_eq!(config.node_name, "local");
+
+        let file = "edge_max_concurrent_requests = 500\nedge_max_request_body_bytes = 2048\n\
+                    edge_max_header_bytes = 8192\nedge_request_timeout_ms = 1500\n";
+        let config = resolve_with(SettingArgs::default(), file).unwrap().edge_config("eu-1");
+        assert_eq!(config.max_concurrent_requests, 500);
+        assert_eq!(config.max_request_body_bytes, 2048);
+        assert_eq!(config.max_header_bytes, 8192);
+        assert_eq!(config.request_timeout, Duration::from_millis(1500));
+
+        let args = SettingArgs { edge_request_timeout_ms: Some("250".into()), ..Default::default() };
+        let settings = resolve_with(args, file).unwrap();
+        assert_eq!(settings.edge_request_timeout, Duration::from_millis(250), "the flag beats the file");
+
+        let file = "edge_max_header_bytes = 0\nedge_request_timeout_ms = \"30s\"\n";
+        let text = resolve_with(SettingArgs::default(), file).unwrap_err().to_string();
+        assert!(text.contains("`edge_max_header_bytes`"), "{text}");
+        assert!(text.contains("a positive number of bytes"), "{text}");
+        assert!(text.contains("`edge_request_timeout_ms`"), "{text}");
+        assert!(text.contains("a positive number of milliseconds"), "{text}");
     }
 
     #[test]

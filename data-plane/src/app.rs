@@ -15,6 +15,7 @@ use http::header::{HeaderValue, CONTENT_LENGTH, DATE, EXPECT};
 use http::{Method, StatusCode};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
 use pingora::http::ResponseHeader;
+use pingora::protocols::http::server::ReusableHttpStream;
 use pingora::protocols::http::{HttpTask, ServerSession};
 use pingora::server::ShutdownWatch;
 use tokio::sync::Notify;
@@ -133,9 +134,31 @@ impl EdgeApp {
 impl HttpServerApp for EdgeApp {
     async fn process_new_http(
         self: &Arc<Self>,
-        mut session: ServerSession,
+        session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
+        let (reusable, settings) = self.serve_session(session, shutdown).await?;
+        Some(ReusedHttpStream::from_reusable_stream(reusable, settings))
+    }
+
+    async fn http_cleanup(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.stop.notify_waiters();
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        Some(&self.options)
+    }
+}
+
+impl EdgeApp {
+    /// Reads one request from `session` and serves it. Returns the connection with the bytes
+    /// already read of the next request, or `None` when the connection cannot carry another.
+    pub(crate) async fn serve_session(
+        &self,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<(ReusableHttpStream, HttpPersistentSettings)> {
         let read = tokio::select! {
             // Biased, so a request already buffered is served before the stop is seen.
             biased;
@@ -203,9 +226,7 @@ impl HttpServerApp for EdgeApp {
         }
         let settings = HttpPersistentSettings::for_session(&session);
         match session.finish().await {
-            Ok(reusable) => {
-                reusable.map(|stream| ReusedHttpStream::from_reusable_stream(stream, settings))
-            }
+            Ok(reusable) => reusable.map(|reusable| (reusable, settings)),
             Err(error) => {
                 tracing::debug!(%error, "failed to finish a response");
                 None
@@ -213,17 +234,6 @@ impl HttpServerApp for EdgeApp {
         }
     }
 
-    async fn http_cleanup(&self) {
-        self.stopping.store(true, Ordering::Release);
-        self.stop.notify_waiters();
-    }
-
-    fn server_options(&self) -> Option<&HttpServerOptions> {
-        Some(&self.options)
-    }
-}
-
-impl EdgeApp {
     /// Serves one request from the current snapshot: limits, body, chaos, mock and response.
     async fn serve(
         &self,

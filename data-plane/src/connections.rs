@@ -269,10 +269,10 @@ mod tests {
             head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
             "{head}"
         );
-        assert!(head.contains("\r\nconnection: close"), "{head}");
+        assert!(head.contains("\r\nConnection: close"), "{head}");
         assert!(head.contains("\r\nretry-after: 1"), "{head}");
         assert!(
-            head.contains(&format!("\r\ncontent-length: {}", body.len())),
+            head.contains(&format!("\r\nContent-Length: {}", body.len())),
             "{head}"
         );
         let body: serde_json::Value = serde_json::from_str(body).unwrap();

@@ -4,8 +4,8 @@
 //! per-request session (BENCHMARKS.md).
 //!
 //! Every other request goes to pingora's HTTP/1 server ([`EdgeApp`]) together with the bytes
-//! already read, and the connection stays there. HTTP/2 connections (h2c, or ALPN `h2` over
-//! TLS) go to pingora from the start.
+//! already read, and the connection comes back to the fast path after the response. HTTP/2
+//! connections (h2c, or ALPN `h2` over TLS) go to pingora from the start.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,15 +26,21 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::futures::Notified;
 
 use crate::app::{has_body_framing, http_date, EdgeApp, RequestCtx};
+use crate::error::{error_response, EdgeError};
 use crate::handler;
 
 /// Headers a request head may have on the fast path; a request with more goes to pingora.
 const MAX_HEADERS: usize = 64;
-/// Time an idle connection may wait for its next request, and time a started request head may
-/// take to arrive in full. pingora's HTTP/1 sessions use the same read timeout by default.
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time an idle connection may wait for its next request. pingora's HTTP/1 sessions use the
+/// same read timeout by default. A started request head has the request timeout instead.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time a client may take to accept a response.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time and bytes a rejected connection's remaining input is read for before it closes.
+const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+const LINGER_MAX_BYTES: usize = 1024 * 1024;
+/// Initial capacity of a connection's read buffer, enough for a typical request head.
+const BUFFER_CAPACITY: usize = 4096;
 /// The first bytes of an HTTP/2 connection with prior knowledge (RFC 9113, section 3.4).
 const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -93,11 +99,11 @@ enum Parsed {
 }
 
 impl EdgeServer {
-    /// Serves requests on an HTTP/1 connection until it closes, handing the connection to
-    /// pingora at the first request the fast path does not serve.
+    /// Serves requests on an HTTP/1 connection until it closes. A request that the fast path
+    /// does not serve goes to pingora, and the connection comes back after its response.
     async fn serve_http1(&self, mut stream: Stream, shutdown: &ShutdownWatch) {
         let config = &self.app.shared().config;
-        let mut buffer = BytesMut::with_capacity(4096);
+        let mut buffer = BytesMut::with_capacity(BUFFER_CAPACITY);
         // One registration for the whole connection instead of one per request.
         let mut stop = std::pin::pin!(self.app.stop_notified());
         stop.as_mut().enable();
@@ -106,38 +112,61 @@ impl EdgeServer {
             let head = match parse_head(&buffer, config.max_header_bytes) {
                 Parsed::Plain(head) => head,
                 Parsed::Partial if buffer.len() < config.max_header_bytes => {
-                    // An idle connection waits up to READ_TIMEOUT for its next request, and a
-                    // started head must be complete within READ_TIMEOUT of its first bytes.
+                    // An idle connection waits up to IDLE_TIMEOUT for its next request, and a
+                    // started head must be complete within the request timeout of its first
+                    // bytes.
                     let timeout = if buffer.is_empty() {
-                        READ_TIMEOUT
+                        IDLE_TIMEOUT
                     } else {
-                        let deadline =
-                            *head_deadline.get_or_insert_with(|| Instant::now() + READ_TIMEOUT);
+                        let deadline = *head_deadline
+                            .get_or_insert_with(|| Instant::now() + config.request_timeout);
                         deadline.saturating_duration_since(Instant::now())
                     };
-                    if self.app.is_stopping() && buffer.is_empty()
-                        || !read_more(&mut stream, &mut buffer, stop.as_mut(), timeout).await
-                    {
+                    if self.app.is_stopping() && buffer.is_empty() {
                         return;
                     }
-                    continue;
+                    match read_more(&mut stream, &mut buffer, stop.as_mut(), timeout).await {
+                        HeadRead::Data => continue,
+                        HeadRead::TimedOut if !buffer.is_empty() => {
+                            let error = EdgeError::RequestTimeout {
+                                timeout_ms: config.request_timeout.as_millis() as u64,
+                            };
+                            return self.reject_head(stream, &error).await;
+                        }
+                        HeadRead::TimedOut | HeadRead::Closed => return,
+                    }
                 }
-                Parsed::Partial | Parsed::Other => {
-                    return self.hand_over(stream, buffer, shutdown).await;
+                Parsed::Partial => {
+                    let error = EdgeError::HeadersTooLarge {
+                        max_bytes: config.max_header_bytes,
+                    };
+                    return self.reject_head(stream, &error).await;
+                }
+                Parsed::Other => {
+                    head_deadline = None;
+                    let Some(next) = self.serve_with_pingora(stream, buffer, shutdown).await else {
+                        return;
+                    };
+                    (stream, buffer) = next;
+                    continue;
                 }
             };
             head_deadline = None;
 
             let guard = self.app.start_request();
-            if guard.count > config.max_concurrent_requests {
-                // pingora's path writes the overload response.
-                drop(guard);
-                return self.hand_over(stream, buffer, shutdown).await;
-            }
             let mut ctx = RequestCtx::new(handler::request_id(&head.request));
-            let Some(response) = self.app.respond_plain(&head.request, &mut ctx) else {
+            // pingora's path writes the overload response, and serves what the mock alone
+            // cannot.
+            let response = (guard.count <= config.max_concurrent_requests)
+                .then(|| self.app.respond_plain(&head.request, &mut ctx))
+                .flatten();
+            let Some(response) = response else {
                 drop(guard);
-                return self.hand_over(stream, buffer, shutdown).await;
+                let Some(next) = self.serve_with_pingora(stream, buffer, shutdown).await else {
+                    return;
+                };
+                (stream, buffer) = next;
+                continue;
             };
             buffer.advance(head.len);
 
@@ -177,64 +206,110 @@ impl EdgeServer {
         }
     }
 
-    /// Serves the rest of the connection with pingora's HTTP/1 server, starting with the bytes
-    /// already read.
-    async fn hand_over(&self, stream: Stream, buffer: BytesMut, shutdown: &ShutdownWatch) {
+    /// Responds to a request head that cannot be read with `error` and closes the connection.
+    async fn reject_head(&self, mut stream: Stream, error: &EdgeError) {
+        let mut response = error_response(error);
+        let request_id = handler::new_request_id();
+        handler::set_request_id(&mut response, &request_id);
+        let status = response.status().as_u16();
+        tracing::debug!(request_id = %request_id, status, %error, "rejected a request head");
+        self.app.shared().telemetry.record_unrouted(status);
+
+        let encoded = encode_response(response, false, true);
+        let write = async {
+            stream.write_all(&encoded).await?;
+            stream.shutdown().await
+        };
+        if let Err(error) = pingora_timeout::fast_timeout::fast_timeout(WRITE_TIMEOUT, write)
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+        {
+            tracing::debug!(request_id = %request_id, %error, "failed to send the rejection");
+            return;
+        }
+
+        // Closing a socket with unread input sends a reset, which can destroy the response
+        // before the client reads it, so the rest of the request is read and dropped first.
+        let mut discard = [0u8; 4096];
+        let linger = async {
+            let mut left = LINGER_MAX_BYTES;
+            while left > 0 {
+                match stream.read(&mut discard).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(read) => left = left.saturating_sub(read),
+                }
+            }
+        };
+        let _ = pingora_timeout::fast_timeout::fast_timeout(LINGER_TIMEOUT, linger).await;
+    }
+
+    /// Serves the next request with pingora's HTTP/1 server, starting with the bytes already
+    /// read. Returns the connection and the bytes read past that request, or `None` when the
+    /// connection cannot carry another request.
+    async fn serve_with_pingora(
+        &self,
+        stream: Stream,
+        buffer: BytesMut,
+        shutdown: &ShutdownWatch,
+    ) -> Option<(Stream, BytesMut)> {
         let mut session = ServerSession::new_http1(stream);
-        // Requests pipelined behind a request with a body are served in turn (RFC 9112, section
-        // 9.3.2) instead of closing the connection.
+        // Bytes read past a request with a body are kept as the start of the next request
+        // (RFC 9112, section 9.3.2), so a pipelined request is not lost.
         session.set_pipelining_enabled(true);
         if !buffer.is_empty() {
             session.set_pipelined_prefix(buffer);
         }
-        loop {
-            // pingora reads a kept-alive connection without a timeout unless one is set, and
-            // writes without one by default.
-            if *shutdown.borrow() {
-                session.set_keepalive(None);
-            } else {
-                session.set_keepalive(Some(READ_TIMEOUT.as_secs()));
-            }
-            session.set_write_timeout(Some(WRITE_TIMEOUT));
-            let Some(reused) = self.app.process_new_http(session, shutdown).await else {
-                return;
-            };
-            let (stream, settings) = reused.consume();
-            session = ServerSession::new_http1(stream);
-            if let Some(settings) = settings {
-                settings.apply_to_session(&mut session);
-            }
+        // pingora only reuses a connection with a keep-alive timeout set, and writes without a
+        // timeout unless one is set.
+        if !*shutdown.borrow() {
+            session.set_keepalive(Some(IDLE_TIMEOUT.as_secs()));
         }
+        session.set_write_timeout(Some(WRITE_TIMEOUT));
+
+        let (reusable, _settings) = self.app.serve_session(session, shutdown).await?;
+        let (stream, overread) = reusable.into_parts();
+        let mut buffer = overread.unwrap_or_default();
+        buffer.reserve(BUFFER_CAPACITY);
+        Some((stream, buffer))
     }
 }
 
-/// Reads more bytes of a request head. Returns false when the connection closed, failed,
-/// sent nothing within `timeout` or the listeners stopped (`stop`) while it was idle.
+/// The outcome of reading more of a request head.
+enum HeadRead {
+    Data,
+    /// The connection closed or failed, or the listeners stopped while it was idle.
+    Closed,
+    TimedOut,
+}
+
+/// Reads more bytes of a request head within `timeout`. `stop` ends the wait on an idle
+/// connection when the listeners stop.
 async fn read_more(
     stream: &mut Stream,
     buffer: &mut BytesMut,
     stop: Pin<&mut Notified<'_>>,
     timeout: Duration,
-) -> bool {
+) -> HeadRead {
     let idle = buffer.is_empty();
     let read = tokio::select! {
         biased;
         read = pingora_timeout::fast_timeout::fast_timeout(timeout, stream.read_buf(buffer)) => read,
         // Only an idle connection closes when the listeners stop, a started request is read.
-        _ = stop, if idle => return false,
+        _ = stop, if idle => return HeadRead::Closed,
     };
     match read {
-        Ok(Ok(read)) => read > 0,
+        Ok(Ok(0)) => HeadRead::Closed,
+        Ok(Ok(_)) => HeadRead::Data,
         Ok(Err(error)) => {
             tracing::debug!(%error, "failed to read a request head");
-            false
+            HeadRead::Closed
         }
         Err(_) => {
             tracing::debug!(
                 timeout_ms = timeout.as_millis() as u64,
                 "reading a request head timed out"
             );
-            false
+            HeadRead::TimedOut
         }
     }
 }
@@ -255,7 +330,7 @@ async fn speaks_http2(stream: &mut Stream) -> Option<bool> {
     for len in [1, 2, 3, HTTP2_PREFACE.len()] {
         let mut head = [0u8; HTTP2_PREFACE.len()];
         let peeked = pingora_timeout::fast_timeout::fast_timeout(
-            READ_TIMEOUT,
+            IDLE_TIMEOUT,
             stream.try_peek(&mut head[..len]),
         )
         .await;
@@ -276,6 +351,9 @@ fn parse_head(buffer: &[u8], max_head_bytes: usize) -> Parsed {
     let len = match parsed.parse(buffer) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
+        // A head with more headers than the fast path takes is read whole before pingora gets
+        // it, so it has the same time and size limits as any other head.
+        Err(httparse::Error::TooManyHeaders) if !has_blank_line(buffer) => return Parsed::Partial,
         Err(_) => return Parsed::Other,
     };
     if len > max_head_bytes || parsed.version != Some(1) {
@@ -332,6 +410,12 @@ fn parse_head(buffer: &[u8], max_head_bytes: usize) -> Parsed {
     })
 }
 
+/// Returns true when `buffer` contains the blank line that ends a request head.
+fn has_blank_line(buffer: &[u8]) -> bool {
+    buffer.windows(3).any(|triple| triple == b"\n\r\n")
+        || buffer.windows(2).any(|pair| pair == b"\n\n")
+}
+
 /// Returns true when a comma-separated header value lists `token`, ignoring case.
 fn has_token(value: &HeaderValue, token: &str) -> bool {
     handler::list_items(value).any(|item| item.eq_ignore_ascii_case(token))
@@ -357,30 +441,50 @@ pub(crate) fn encode_response(
         if name == CONTENT_LENGTH || name == CONNECTION || name == DATE {
             continue;
         }
-        push_header(&mut encoded, name.as_str().as_bytes(), value.as_bytes());
+        push_header(&mut encoded, wire_name(name).as_bytes(), value.as_bytes());
     }
 
     let framed = has_body_framing(status);
     // A response to HEAD keeps the length the mock stated for the body it leaves out.
     let declared = parts.headers.get(CONTENT_LENGTH).filter(|_| head_only);
     match declared {
-        Some(length) if framed => push_header(&mut encoded, b"content-length", length.as_bytes()),
+        Some(length) if framed => push_header(&mut encoded, b"Content-Length", length.as_bytes()),
         _ if framed => {
             let mut length = itoa::Buffer::new();
             let digits = length.format(body.len());
-            push_header(&mut encoded, b"content-length", digits.as_bytes());
+            push_header(&mut encoded, b"Content-Length", digits.as_bytes());
         }
         _ => {}
     }
-    push_header(&mut encoded, b"date", http_date().as_bytes());
+    push_header(&mut encoded, b"Date", http_date().as_bytes());
     if close {
-        push_header(&mut encoded, b"connection", b"close");
+        push_header(&mut encoded, b"Connection", b"close");
     }
     encoded.extend_from_slice(b"\r\n");
     if framed && !head_only {
         encoded.extend_from_slice(&body);
     }
     encoded
+}
+
+/// Returns the name a header has on the wire. pingora 0.9 writes the common names below in
+/// title case and every other name in lowercase, so both paths of a connection write the same.
+fn wire_name(name: &HeaderName) -> &str {
+    match *name {
+        http::header::ACCEPT_RANGES => "Accept-Ranges",
+        http::header::AGE => "Age",
+        http::header::CACHE_CONTROL => "Cache-Control",
+        CONNECTION => "Connection",
+        http::header::CONTENT_TYPE => "Content-Type",
+        http::header::CONTENT_ENCODING => "Content-Encoding",
+        CONTENT_LENGTH => "Content-Length",
+        DATE => "Date",
+        TRANSFER_ENCODING => "Transfer-Encoding",
+        HOST => "Host",
+        http::header::SERVER => "Server",
+        http::header::SET_COOKIE => "Set-Cookie",
+        _ => name.as_str(),
+    }
 }
 
 fn push_header(encoded: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -444,6 +548,17 @@ mod tests {
     }
 
     #[test]
+    fn many_headers_are_read_whole() {
+        let mut head = b"GET /pets HTTP/1.1\r\nHost: acme.localhost\r\n".to_vec();
+        for index in 0..MAX_HEADERS {
+            head.extend_from_slice(format!("x-filler-{index}: a\r\n").as_bytes());
+        }
+        assert!(matches!(parse_head(&head, 64 * 1024), Parsed::Partial));
+        head.extend_from_slice(b"\r\n");
+        assert!(matches!(parse_head(&head, 64 * 1024), Parsed::Other));
+    }
+
+    #[test]
     fn incomplete_and_oversized_heads() {
         assert!(matches!(
             parse_head(b"GET /pets HTTP/1.1\r\nHost: a", 1024),
@@ -461,21 +576,21 @@ mod tests {
             .insert("content-type", HeaderValue::from_static("application/json"));
         let encoded = String::from_utf8(encode_response(response.clone(), false, false)).unwrap();
         assert!(
-            encoded.starts_with("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"),
+            encoded.starts_with("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"),
             "{encoded}"
         );
-        assert!(encoded.contains("\r\ncontent-length: 5\r\n"), "{encoded}");
-        assert!(encoded.contains("\r\ndate: "), "{encoded}");
-        assert!(!encoded.contains("connection"), "{encoded}");
+        assert!(encoded.contains("\r\nContent-Length: 5\r\n"), "{encoded}");
+        assert!(encoded.contains("\r\nDate: "), "{encoded}");
+        assert!(!encoded.contains("Connection"), "{encoded}");
         assert!(encoded.ends_with("\r\n\r\n[1,2]"), "{encoded}");
 
         let head_only = String::from_utf8(encode_response(response, true, true)).unwrap();
         assert!(
-            head_only.contains("\r\ncontent-length: 5\r\n"),
+            head_only.contains("\r\nContent-Length: 5\r\n"),
             "{head_only}"
         );
         assert!(
-            head_only.ends_with("connection: close\r\n\r\n"),
+            head_only.ends_with("Connection: close\r\n\r\n"),
             "{head_only}"
         );
     }
@@ -489,7 +604,7 @@ mod tests {
             encoded.starts_with("HTTP/1.1 204 No Content\r\n"),
             "{encoded}"
         );
-        assert!(!encoded.contains("content-length"), "{encoded}");
+        assert!(!encoded.contains("Content-Length"), "{encoded}");
         assert!(encoded.ends_with("\r\n\r\n"), "{encoded}");
     }
 
@@ -501,7 +616,7 @@ mod tests {
             HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
         );
         let encoded = String::from_utf8(encode_response(response, false, false)).unwrap();
-        assert_eq!(encoded.matches("date: ").count(), 1, "{encoded}");
+        assert_eq!(encoded.matches("Date: ").count(), 1, "{encoded}");
         assert!(!encoded.contains("1970"), "{encoded}");
     }
 }

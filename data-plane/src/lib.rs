@@ -49,7 +49,7 @@ pub use tls::TlsConfig;
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// Default maximum size of the request line and headers together: 64 KiB.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
-/// Default time a client has to send a request body: 30 s.
+/// Default time a client has to send a request head, and then its body: 30 s.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default maximum number of requests served at once: 10,000.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 10_000;
@@ -78,7 +78,8 @@ pub struct EdgeConfig {
     /// Maximum size in bytes of the request line and headers; larger requests get 431.
     /// pingora itself closes connections whose headers exceed 1 MiB.
     pub max_header_bytes: usize,
-    /// Time a client has to send the request body; slower requests get 408.
+    /// Time a client has to send a request head from its first byte, and then the request
+    /// body; slower requests get 408. HTTP/2 heads have pingora's own timeouts.
     pub request_timeout: Duration,
     /// Maximum number of requests served at once; more get 503 with `Retry-After`.
     pub max_concurrent_requests: usize,

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use mockforge_edge::quota_sync::QuotaSyncSettings;
 use mockforge_edge::remote::{RemoteFeed, RemoteSettings};
-use mockforge_edge::{Edge, EdgeConfig};
+use mockforge_edge::Edge;
 
 use crate::settings::{Profile, SettingArgs, Settings};
 
@@ -92,17 +92,7 @@ async fn run_edge(options: EdgeOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
 
-    let edge = Edge::new(EdgeConfig {
-        listen: settings.edge_listen,
-        base_domain: settings.base_domain.clone(),
-        node_name: options.node_name.clone(),
-        plans: settings.plans.clone(),
-        admin_listen: settings.admin_listen,
-        max_connections: settings.edge_max_connections,
-        allow_private_upstreams: settings.fetch.allow_private_networks,
-        tls: settings.edge_tls.clone(),
-        ..EdgeConfig::default()
-    });
+    let edge = Edge::new(settings.edge_config(&options.node_name));
     let feed = RemoteFeed::start(RemoteSettings {
         control_plane_url: options.control_plane.clone(),
         node_token: options.node_token.clone(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use mockforge_control_plane::ControlPlane;
-use mockforge_edge::{Edge, EdgeConfig};
+use mockforge_edge::Edge;
 
 use crate::settings::{Profile, SettingArgs, Settings};
 
@@ -35,17 +35,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (--api-listen)", settings.api_listen))?;
 
-    let edge = Edge::new(EdgeConfig {
-        listen: settings.edge_listen,
-        base_domain: settings.base_domain.clone(),
-        node_name: LOCAL_NODE.to_string(),
-        plans: settings.plans.clone(),
-        admin_listen: settings.admin_listen,
-        max_connections: settings.edge_max_connections,
-        allow_private_upstreams: settings.fetch.allow_private_networks,
-        tls: settings.edge_tls.clone(),
-        ..EdgeConfig::default()
-    });
+    let edge = Edge::new(settings.edge_config(LOCAL_NODE));
     let edge_handle = edge.start().with_context(|| format!("cannot start the edge on {} (--edge-listen)", settings.edge_listen))?;
 
     edge.enable_plugins(

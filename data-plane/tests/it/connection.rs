@@ -5,13 +5,23 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::support::{record, FakeFeed, TestEdge, PETSTORE};
+use crate::support::{exchange_raw, raw_json_body, record, FakeFeed, TestEdge, PETSTORE};
 
 /// Reads one HTTP/1.1 response with a `Content-Length` body and returns its status line and
 /// body.
 pub(crate) async fn read_response(reader: &mut BufReader<TcpStream>) -> (String, Vec<u8>) {
+    let (status, _headers, body) = read_response_with_headers(reader).await;
+    (status, body)
+}
+
+/// Reads one HTTP/1.1 response with a `Content-Length` body and returns its status line, its
+/// header lines as sent and its body.
+async fn read_response_with_headers(
+    reader: &mut BufReader<TcpStream>,
+) -> (String, Vec<String>, Vec<u8>) {
     let mut status_line = String::new();
     reader.read_line(&mut status_line).await.unwrap();
+    let mut headers = Vec::new();
     let mut content_length = 0;
     loop {
         let mut line = String::new();
@@ -24,10 +34,11 @@ pub(crate) async fn read_response(reader: &mut BufReader<TcpStream>) -> (String,
                 content_length = value.trim().parse().unwrap();
             }
         }
+        headers.push(line.trim_end().to_owned());
     }
     let mut body = vec![0; content_length];
     reader.read_exact(&mut body).await.unwrap();
-    (status_line.trim_end().to_owned(), body)
+    (status_line.trim_end().to_owned(), headers, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,6 +278,63 @@ async fn request_with_body_mid_connection_is_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_alternating_with_bodies() {
+    let feed = FakeFeed::new([record("acme", "petstore", PETSTORE)]);
+    let edge = TestEdge::start(feed).await;
+    let stream = TcpStream::connect(edge.addr).await.unwrap();
+    let mut reader = BufReader::new(stream);
+    let body = r#"{"name":"Tom"}"#;
+    let post = format!(
+        "POST /petstore/pets HTTP/1.1\r\nHost: acme.localhost\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let get = "GET /petstore/pets/1 HTTP/1.1\r\nHost: acme.localhost\r\n\r\n";
+
+    // Requests without a body and requests with one take different paths through the edge.
+    // One connection goes back and forth between them, one request at a time.
+    let mut names_by_response = Vec::new();
+    for round in 0..3 {
+        reader.get_mut().write_all(get.as_bytes()).await.unwrap();
+        let (status, headers, pet) = read_response_with_headers(&mut reader).await;
+        assert_eq!(status, "HTTP/1.1 200 OK", "GET in round {round}");
+        let pet: serde_json::Value = serde_json::from_slice(&pet).unwrap();
+        assert_eq!(pet["name"], "Rex", "GET in round {round}");
+        names_by_response.push(header_names(&headers));
+
+        reader.get_mut().write_all(post.as_bytes()).await.unwrap();
+        let (status, headers, error) = read_response_with_headers(&mut reader).await;
+        assert_eq!(
+            status, "HTTP/1.1 405 Method Not Allowed",
+            "POST in round {round}"
+        );
+        let error: serde_json::Value = serde_json::from_slice(&error).unwrap();
+        assert_eq!(error["code"], "METHOD_NOT_ALLOWED", "POST in round {round}");
+        names_by_response.push(header_names(&headers));
+    }
+
+    // Both paths spell header names the same way.
+    for names in &names_by_response {
+        for expected in ["Content-Type", "Content-Length", "Date", "x-request-id"] {
+            assert!(names.contains(&expected.to_owned()), "{expected} missing from {names:?}");
+        }
+    }
+    assert_eq!(names_by_response[0], names_by_response[2]);
+    assert_eq!(names_by_response[0], names_by_response[4]);
+
+    edge.shutdown().await;
+}
+
+/// Returns the names of `headers` as sent.
+fn header_names(headers: &[String]) -> Vec<String> {
+    headers
+        .iter()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, _)| name.to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_close_and_http10_close_after_response() {
     let feed = FakeFeed::new([record("acme", "petstore", PETSTORE)]);
     let edge = TestEdge::start(feed).await;
@@ -334,20 +402,13 @@ async fn head_over_http2_states_get_length() {
 async fn malformed_request_head_gets_400() {
     let feed = FakeFeed::new([record("acme", "petstore", PETSTORE)]);
     let edge = TestEdge::start(feed).await;
-    let mut stream = TcpStream::connect(edge.addr).await.unwrap();
-    stream
-        .write_all(b"GET /petstore/pets HTTP/1.1\r\nHost: acme.localhost\r\nno colon here\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
-        .await
-        .expect("the edge closes the connection after the error")
-        .unwrap();
-    let response = String::from_utf8_lossy(&response);
+    let response = exchange_raw(
+        edge.addr,
+        b"GET /petstore/pets HTTP/1.1\r\nHost: acme.localhost\r\nno colon here\r\n\r\n",
+    )
+    .await;
     assert!(response.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{response}");
-    let body = &response[response.find("\r\n\r\n").unwrap() + 4..];
-    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    let body = raw_json_body(&response);
     assert_eq!(body["code"], "BAD_REQUEST", "{body}");
     let message = body["error"].as_str().unwrap();
     assert!(message.contains("the request head could not be parsed"), "{message}");

@@ -7,7 +7,10 @@ use mockforge_snapshot::PlanLimits;
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{free_plan, json_body, record, test_config, FakeFeed, TestEdge, PETSTORE};
+use crate::support::{
+    exchange_raw, free_plan, json_body, raw_json_body, record, test_config, FakeFeed, TestEdge,
+    PETSTORE,
+};
 
 fn config_with(limits: PlanLimits) -> EdgeConfig {
     EdgeConfig {
@@ -240,21 +243,82 @@ async fn slow_body_returns_408() {
         ..test_config()
     };
     let edge = TestEdge::start_with(feed, config).await;
-    let mut stream = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
-    stream
-        .write_all(
-            b"POST /petstore/pets HTTP/1.1\r\nHost: acme.localhost\r\nContent-Length: 10\r\n\r\nabc",
-        )
+    let response = exchange_raw(
+        edge.addr,
+        b"POST /petstore/pets HTTP/1.1\r\nHost: acme.localhost\r\nContent-Length: 10\r\n\r\nabc",
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert_eq!(raw_json_body(&response)["code"], "REQUEST_TIMEOUT");
+
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_request_head_returns_408() {
+    let feed = FakeFeed::new([record("acme", "petstore", PETSTORE)]);
+    let config = EdgeConfig {
+        request_timeout: Duration::from_millis(300),
+        ..test_config()
+    };
+    let edge = TestEdge::start_with(feed, config).await;
+
+    // An idle keep-alive connection is not bound by the request timeout.
+    let mut idle = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    idle.write_all(b"GET /petstore/pets/1 HTTP/1.1\r\nHost: acme.localhost\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
     let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+    tokio::time::timeout(Duration::from_secs(10), idle.read_to_end(&mut response))
         .await
-        .expect("the edge did not answer a stalled body")
+        .expect("no response on the idle connection")
         .unwrap();
     let response = String::from_utf8_lossy(&response);
-    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
-    assert!(response.contains("REQUEST_TIMEOUT"), "{response}");
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+
+    // A head that stops halfway gets 408 once the request timeout has passed.
+    let response =
+        exchange_raw(edge.addr, b"GET /petstore/pets HTTP/1.1\r\nHost: acme.localhost\r\n").await;
+    assert!(response.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{response}");
+    assert!(response.contains("\r\nConnection: close\r\n"), "{response}");
+    assert!(response.contains("\r\nx-request-id: "), "{response}");
+    let body = raw_json_body(&response);
+    assert_eq!(body["code"], "REQUEST_TIMEOUT");
+    assert_eq!(body["details"]["timeout_ms"], 300);
+
+    edge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_oversized_head_returns_431() {
+    let feed = FakeFeed::new([record("acme", "petstore", PETSTORE)]);
+    let config = EdgeConfig {
+        max_header_bytes: 2048,
+        ..test_config()
+    };
+    let edge = TestEdge::start_with(feed, config).await;
+
+    let start = b"GET /petstore/pets HTTP/1.1\r\nHost: acme.localhost\r\n".to_vec();
+    let mut one_long_header = start.clone();
+    one_long_header.extend_from_slice(b"x-filler: ");
+    one_long_header.resize(4096, b'a');
+    let mut many_headers = start;
+    for index in 0..100 {
+        many_headers.extend_from_slice(format!("x-filler-{index}: aaaaaaaaaaaaaaaa\r\n").as_bytes());
+    }
+
+    for (case, head) in [("one long header", one_long_header), ("many headers", many_headers)] {
+        // The head never ends, so only its size can end the request.
+        let response = exchange_raw(edge.addr, &head).await;
+        assert!(
+            response.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+            "{case}: {response}"
+        );
+        let body = raw_json_body(&response);
+        assert_eq!(body["code"], "HEADERS_TOO_LARGE", "{case}");
+        assert_eq!(body["details"]["max_bytes"], 2048, "{case}");
+    }
 
     edge.shutdown().await;
 }

@@ -501,6 +501,29 @@ pub async fn json_body(response: reqwest::Response) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|error| panic!("body is not JSON ({error}): {text}"))
 }
 
+/// Sends `request` on a new connection as it is and returns everything the edge sends until
+/// it closes the connection, which must happen within 10 seconds.
+pub async fn exchange_raw(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .unwrap_or_else(|_| panic!("the edge kept the connection open after {request:?}"))
+        .unwrap();
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// Splits a raw response at the blank line and parses its body as JSON.
+pub fn raw_json_body(response: &str) -> serde_json::Value {
+    let (_, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no blank line after the head: {response}"));
+    serde_json::from_str(body).unwrap_or_else(|error| panic!("body is not JSON ({error}): {body}"))
+}
+
 /// Returns a plan table whose `free` plan has `limits`.
 pub fn free_plan(limits: PlanLimits) -> PlanTable {
     PlanTable::new(BTreeMap::from([("free".to_owned(), limits)]))
