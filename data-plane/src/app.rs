@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderValue, CONTENT_LENGTH, DATE, EXPECT};
+use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, DATE, EXPECT};
 use http::{Method, StatusCode};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
 use pingora::http::ResponseHeader;
@@ -26,15 +26,17 @@ use crate::error::{error_response, EdgeError};
 use crate::forward::Forwarder;
 use crate::handler::{self, Target};
 use crate::limits::{Quota, Rejection};
+use crate::route::EnginePath;
 use crate::snapshot::ServedDeployment;
 use crate::telemetry::{now_unix_ms, Finished, LogMessage};
 use crate::Shared;
 
-/// Headers that report the tightest rate limit of the deployment's plan.
-pub const RATE_LIMIT_LIMIT: &str = "x-ratelimit-limit";
-pub const RATE_LIMIT_REMAINING: &str = "x-ratelimit-remaining";
+/// Headers that report the tightest rate limit of the deployment's plan. They are header names
+/// rather than strings, because a string name is parsed again on every insert.
+pub const RATE_LIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+pub const RATE_LIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 /// When the whole limit is available again, in Unix seconds.
-pub const RATE_LIMIT_RESET: &str = "x-ratelimit-reset";
+pub const RATE_LIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 /// The outcome of a request, for the connection it came on.
 pub(crate) enum Ending {
@@ -62,6 +64,8 @@ pub(crate) struct RequestCtx {
     pub(crate) request_id: String,
     /// The deployment the request addressed, once found.
     served: Option<Arc<ServedDeployment>>,
+    /// The start of the engine's path in the request, set together with `served`.
+    engine_path: Option<EnginePath>,
     /// True in single-document mode, where no deployment is counted.
     single: bool,
     pub(crate) bytes_in: u64,
@@ -77,6 +81,7 @@ impl RequestCtx {
             started_unix_ms: now_unix_ms(),
             request_id,
             served: None,
+            engine_path: None,
             single: false,
             bytes_in: 0,
             bytes_out: 0,
@@ -277,12 +282,14 @@ impl EdgeApp {
                     finish_response(ctx, &mut response, None);
                     return write_response(session, response).await;
                 }
-                Target::Deployment(served) => served,
+                Target::Deployment(served, path) => (served, path),
             };
+        let (served, path) = served;
         let span = tracing::Span::current();
         span.record("org", served.org_slug.as_str());
         span.record("deployment", served.slug.as_str());
         ctx.served = Some(served.clone());
+        ctx.engine_path = Some(path);
 
         let quota = match self.admit(&served) {
             Ok(quota) => quota,
@@ -302,13 +309,13 @@ impl EdgeApp {
         );
 
         let forwarded = served.proxy.as_ref().is_some_and(|proxy| {
-            let path = handler::deployment_path(session.req_header(), &config.base_domain);
-            proxy.forwards(&served.mock, &session.req_header().method, path)
+            let request = session.req_header();
+            proxy.forwards(&served.mock, &request.method, path.of(request))
         });
         let Some(body) = self.read_body(session, ctx, max_body).await? else {
             return Ok(Ending::Responded);
         };
-        if let Some(ended) = self.inject_chaos(session, ctx, &served, quota).await {
+        if let Some(ended) = self.inject_chaos(session, ctx, &served, path, quota).await {
             return ended;
         }
         if let (true, Some(proxy)) = (forwarded, &served.proxy) {
@@ -318,7 +325,7 @@ impl EdgeApp {
                     session,
                     ctx,
                     proxy,
-                    &config.base_domain,
+                    path,
                     config.allow_private_upstreams,
                     body,
                     quota,
@@ -332,18 +339,13 @@ impl EdgeApp {
                     Some(&self.shared.plugins),
                     chain,
                     &served,
-                    &config.base_domain,
+                    path,
                     session.req_header(),
                     &body,
                 )
                 .await
             }
-            None => handler::respond_deployment(
-                &served,
-                &config.base_domain,
-                session.req_header(),
-                &body,
-            ),
+            None => handler::respond_deployment(&served, path, session.req_header(), &body),
         };
         finish_response(ctx, &mut response, quota);
         write_response(session, response).await
@@ -370,27 +372,27 @@ impl EdgeApp {
                 finish_response(ctx, &mut response, None);
                 return Some(response);
             }
-            Target::Deployment(served) => served,
+            Target::Deployment(served, path) => (served, path),
         };
-        let path = handler::deployment_path(request, &config.base_domain);
-        let needs_more = snapshot.plugin_chain(&served.id).is_some()
-            || served
-                .chaos
-                .as_ref()
-                .is_some_and(|chaos| chaos.applies_to(&served.mock, &request.method, path))
-            || served
-                .proxy
-                .as_ref()
-                .is_some_and(|proxy| proxy.forwards(&served.mock, &request.method, path));
+        let (served, path) = served;
+        let engine_path = path.of(request);
+        let needs_more =
+            snapshot.plugin_chain(&served.id).is_some()
+                || served.chaos.as_ref().is_some_and(|chaos| {
+                    chaos.applies_to(&served.mock, &request.method, engine_path)
+                })
+                || served.proxy.as_ref().is_some_and(|proxy| {
+                    proxy.forwards(&served.mock, &request.method, engine_path)
+                });
         if needs_more {
             return None;
         }
 
         ctx.served = Some(served.clone());
+        ctx.engine_path = Some(path);
         let response = match self.admit(&served) {
             Ok(quota) => {
-                let mut response =
-                    handler::respond_deployment(&served, &config.base_domain, request, &[]);
+                let mut response = handler::respond_deployment(&served, path, request, &[]);
                 finish_response(ctx, &mut response, quota);
                 response
             }
@@ -430,13 +432,14 @@ impl EdgeApp {
         session: &mut ServerSession,
         ctx: &mut RequestCtx,
         served: &ServedDeployment,
+        path: EnginePath,
         quota: Option<Quota>,
     ) -> Option<pingora::Result<Ending>> {
-        let path = handler::deployment_path(session.req_header(), &self.shared.config.base_domain);
+        let request = session.req_header();
         let chaos = served
             .chaos
             .as_ref()
-            .filter(|chaos| chaos.applies_to(&served.mock, &session.req_header().method, path))?;
+            .filter(|chaos| chaos.applies_to(&served.mock, &request.method, path.of(request)))?;
         let plan = chaos.plan(&mut rand::thread_rng());
         if let Some(delay) = plan.delay {
             tokio::time::sleep(delay).await;
@@ -529,7 +532,9 @@ impl EdgeApp {
                 served,
                 Finished {
                     method: request.method.as_str(),
-                    path: handler::deployment_path(request, &self.shared.config.base_domain),
+                    path: ctx
+                        .engine_path
+                        .map_or(request.uri.path(), |path| path.of(request)),
                     status,
                     latency,
                     at_unix_ms: ctx.started_unix_ms,
@@ -605,7 +610,7 @@ pub(crate) fn set_quota_headers(headers: &mut http::HeaderMap, quota: Quota) {
 }
 
 /// Returns the `X-RateLimit-*` headers of a quota.
-pub(crate) fn quota_headers(quota: Quota) -> [(&'static str, HeaderValue); 3] {
+pub(crate) fn quota_headers(quota: Quota) -> [(HeaderName, HeaderValue); 3] {
     [
         (RATE_LIMIT_LIMIT, HeaderValue::from(quota.limit)),
         (RATE_LIMIT_REMAINING, HeaderValue::from(quota.remaining)),

@@ -25,6 +25,7 @@ use crate::error::EdgeError;
 use crate::handler;
 use crate::limits::Quota;
 use crate::proxy::ProxyConfig;
+use crate::route::EnginePath;
 
 /// Time to open a connection to an upstream.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -66,12 +67,12 @@ impl Forwarder {
         session: &mut ServerSession,
         ctx: &mut RequestCtx,
         proxy: &Arc<ProxyConfig>,
-        base_domain: &str,
+        path: EnginePath,
         allow_private: bool,
         body: Bytes,
         quota: Option<Quota>,
     ) -> pingora::Result<Ending> {
-        let request = upstream_request(proxy, session.req_header(), base_domain, body.len())?;
+        let request = upstream_request(proxy, session.req_header(), path, body.len())?;
         let exchanged = tokio::time::timeout(
             proxy.timeout,
             self.resolve_and_exchange(proxy, allow_private, request, body),
@@ -255,11 +256,10 @@ async fn upstream_failed(
 fn upstream_request(
     proxy: &ProxyConfig,
     downstream: &RequestHeader,
-    base_domain: &str,
+    path: EnginePath,
     body_len: usize,
 ) -> pingora::Result<RequestHeader> {
-    let path = handler::deployment_path(downstream, base_domain);
-    let mut target = format!("{}{}", proxy.base_path, path);
+    let mut target = format!("{}{}", proxy.base_path, path.of(downstream));
     if let Some(query) = downstream.uri.query() {
         target.push('?');
         target.push_str(query);
@@ -386,7 +386,8 @@ mod tests {
             .unwrap();
         downstream.insert_header("x-custom", "kept").unwrap();
 
-        let request = upstream_request(&proxy("/v1", 8080), &downstream, "localhost", 5).unwrap();
+        let path = located(&downstream);
+        let request = upstream_request(&proxy("/v1", 8080), &downstream, path, 5).unwrap();
         assert_eq!(request.uri.to_string(), "/v1/pets?limit=2");
         assert_eq!(request.headers["host"], "upstream.example:8080");
         assert_eq!(request.headers["content-length"], "5");
@@ -395,6 +396,12 @@ mod tests {
         assert!(!request.headers.contains_key("connection"));
         assert!(!request.headers.contains_key("x-hop"));
         assert!(!request.headers.contains_key("proxy-authorization"));
+    }
+
+    /// Resolves a path-form request and returns where its engine path starts.
+    fn located(request: &RequestHeader) -> EnginePath {
+        let route = crate::route::resolve(request, "localhost").unwrap();
+        EnginePath::locate(request, &route)
     }
 
     #[test]
@@ -408,7 +415,8 @@ mod tests {
     #[test]
     fn bodiless_request_gets_no_length() {
         let downstream = RequestHeader::build("GET", b"/_m/acme/petstore/pets", None).unwrap();
-        let request = upstream_request(&proxy("", 80), &downstream, "localhost", 0).unwrap();
+        let path = located(&downstream);
+        let request = upstream_request(&proxy("", 80), &downstream, path, 0).unwrap();
         assert_eq!(request.uri.to_string(), "/pets");
         assert_eq!(request.headers["host"], "upstream.example");
         assert!(!request.headers.contains_key("content-length"));

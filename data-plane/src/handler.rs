@@ -7,16 +7,19 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::HeaderValue;
+use http::header::{HeaderName, HeaderValue};
 use http::request::Parts;
 use mockforge_engine::{MockRequest, MockResponse};
 
 use crate::error::{error_response, EdgeError};
-use crate::route::{self, RouteError};
+use crate::route::{self, EnginePath, RouteError};
 use crate::snapshot::{Lookup, ServedDeployment, Snapshot};
 
 /// Header that carries the request id in both directions.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// [`REQUEST_ID_HEADER`] as a header name, which the request path uses because a string name
+/// is parsed again on every lookup and insert.
+const REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
 /// Maximum length of an incoming request id that the edge echoes.
 const MAX_REQUEST_ID_LEN: usize = 128;
@@ -64,11 +67,11 @@ pub fn handle_request(
             org: None,
             deployment: None,
         },
-        Target::Deployment(served) => {
+        Target::Deployment(served, path) => {
             span.record("org", served.org_slug.as_str());
             span.record("deployment", served.slug.as_str());
             Handled {
-                response: respond_deployment_in(snapshot, &served, base_domain, request, body),
+                response: respond_deployment_in(snapshot, &served, path, request, body),
                 request_id: String::new(),
                 org: Some(served.org_slug.clone()),
                 deployment: Some(served.slug.clone()),
@@ -95,8 +98,8 @@ pub fn handle_request(
 pub enum Target {
     /// The snapshot is in single-document mode.
     Single,
-    /// A served deployment.
-    Deployment(Arc<ServedDeployment>),
+    /// A served deployment, and the start of the engine's path in the request.
+    Deployment(Arc<ServedDeployment>, EnginePath),
     /// No served deployment: the error response, with the organization and deployment slugs
     /// the request named, if any. `request_id` is empty.
     Unrouted(Box<Handled>),
@@ -131,7 +134,9 @@ pub fn find_target(snapshot: &Snapshot, base_domain: &str, request: &Parts) -> T
     };
 
     let error = match snapshot.lookup(route.org, route.deployment) {
-        Lookup::Found(served) => return Target::Deployment(served.clone()),
+        Lookup::Found(served) => {
+            return Target::Deployment(served.clone(), EnginePath::locate(request, &route))
+        }
         Lookup::UnknownOrg => EdgeError::UnknownOrg {
             org: route.org.to_owned(),
         },
@@ -166,24 +171,22 @@ pub fn respond_single(snapshot: &Snapshot, request: &Parts, body: &[u8]) -> http
     into_http_response(response)
 }
 
-/// Calls the mock of a deployment that [`find_target`] returned for `request`.
+/// Calls the mock of a deployment that [`find_target`] returned for `request`, with the
+/// engine's `path` it returned.
 pub fn respond_deployment(
     served: &ServedDeployment,
-    base_domain: &str,
+    path: EnginePath,
     request: &Parts,
     body: &[u8],
 ) -> http::Response<Bytes> {
-    let (path, query) = match route::resolve(request, base_domain) {
-        Ok(route) => (route.path, route.query),
-        Err(_) => {
-            return error_response(&EdgeError::Internal(
-                "the request no longer resolves to its deployment".to_owned(),
-            ))
-        }
-    };
     let response = served
         .mock
-        .respond(&mock_request(request, path, query, body))
+        .respond(&mock_request(
+            request,
+            path.of(request),
+            request.uri.query(),
+            body,
+        ))
         .map_err(|error| EdgeError::Mock {
             org: Some(served.org_slug.clone()),
             deployment: Some(served.slug.clone()),
@@ -198,20 +201,15 @@ pub fn respond_deployment(
 pub fn respond_deployment_in(
     snapshot: &Snapshot,
     served: &ServedDeployment,
-    base_domain: &str,
+    path: EnginePath,
     request: &Parts,
     body: &[u8],
 ) -> http::Response<Bytes> {
     match snapshot.plugin_chain(&served.id) {
         Some(chain) => block_on(crate::plugins::respond_with_plugins(
-            None,
-            chain,
-            served,
-            base_domain,
-            request,
-            body,
+            None, chain, served, path, request, body,
         )),
-        None => respond_deployment(served, base_domain, request, body),
+        None => respond_deployment(served, path, request, body),
     }
 }
 
@@ -242,14 +240,6 @@ fn block_on<F: Future>(future: F) -> F::Output {
             return output;
         }
         std::thread::park_timeout(REPOLL_INTERVAL);
-    }
-}
-
-/// Returns the path below the deployment without the query, for request logs.
-pub fn deployment_path<'a>(request: &'a Parts, base_domain: &str) -> &'a str {
-    match route::resolve(request, base_domain) {
-        Ok(route) => route.path,
-        Err(_) => request.uri.path(),
     }
 }
 
@@ -314,7 +304,7 @@ fn is_client_error(error: &mockforge_engine::MockError) -> bool {
 pub fn request_id(request: &Parts) -> String {
     let incoming = request
         .headers
-        .get(REQUEST_ID_HEADER)
+        .get(&REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .filter(|value| is_sane_request_id(value));
     match incoming {
@@ -353,7 +343,7 @@ pub(crate) fn list_items(value: &HeaderValue) -> impl Iterator<Item = &str> {
 /// Sets `X-Request-Id` on a response.
 pub fn set_request_id(response: &mut http::Response<Bytes>, request_id: &str) {
     if let Ok(value) = HeaderValue::from_str(request_id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        response.headers_mut().insert(REQUEST_ID, value);
     }
 }
 

@@ -45,6 +45,11 @@ pub use server::EdgeHandle;
 pub use snapshot::{Lookup, ServedDeployment, Snapshot};
 pub use tls::TlsConfig;
 
+/// The hasher of the maps every request reads, keyed by deployment and organization ids and
+/// slugs from the snapshot. foldhash, seeded per process, costs a fraction of the standard
+/// SipHash, which took about 3% of the edge's instructions per request.
+pub(crate) type FastHasher = foldhash::fast::RandomState;
+
 /// Default maximum request body size: 10 MiB.
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// Default maximum size of the request line and headers together: 64 KiB.

@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
+
+use crate::FastHasher;
 use mockforge_snapshot::{DeploymentRecord, PlanLimits, PlanTable};
 use uuid::Uuid;
 
@@ -191,9 +193,9 @@ pub struct RateLimiter {
     epoch: Instant,
     epoch_unix_nanos: u64,
     /// Per-minute limiter of each organization.
-    orgs: DashMap<Uuid, Gcra>,
-    periods: DashMap<PeriodKey, PeriodCounter>,
-    deployments: DashMap<Uuid, Gcra>,
+    orgs: DashMap<Uuid, Gcra, FastHasher>,
+    periods: DashMap<PeriodKey, PeriodCounter, FastHasher>,
+    deployments: DashMap<Uuid, Gcra, FastHasher>,
 }
 
 impl Default for RateLimiter {
@@ -204,9 +206,9 @@ impl Default for RateLimiter {
         RateLimiter {
             epoch: Instant::now(),
             epoch_unix_nanos,
-            orgs: DashMap::new(),
-            periods: DashMap::new(),
-            deployments: DashMap::new(),
+            orgs: DashMap::default(),
+            periods: DashMap::default(),
+            deployments: DashMap::default(),
         }
     }
 }

@@ -35,7 +35,7 @@ pub use mockforge_plugins as host;
 pub use mockforge_plugins::PluginHostConfig;
 
 use crate::error::{error_response, EdgeError};
-use crate::route;
+use crate::route::EnginePath;
 use crate::snapshot::{ServedDeployment, Snapshot};
 use crate::telemetry::LogMessage;
 
@@ -338,19 +338,12 @@ pub(crate) async fn respond_with_plugins(
     plugins: Option<&EdgePlugins>,
     chain: &PluginChain,
     served: &ServedDeployment,
-    base_domain: &str,
+    path: EnginePath,
     request: &Parts,
     body: &[u8],
 ) -> http::Response<Bytes> {
-    let (path, query) = match route::resolve(request, base_domain) {
-        Ok(route) => (route.path, route.query),
-        Err(_) => {
-            return error_response(&EdgeError::Internal(
-                "the request no longer resolves to its deployment".to_owned(),
-            ))
-        }
-    };
-    let mut current = plugin_request(&served.mock, request, path, query, body);
+    let path = path.of(request);
+    let mut current = plugin_request(&served.mock, request, path, request.uri.query(), body);
 
     // One instance per plugin runs both hooks of this request and is dropped with it. A plugin
     // is instantiated only when its first hook runs, so a chain that a plugin ends early skips

@@ -29,6 +29,33 @@ pub struct TenantRoute<'a> {
     pub query: Option<&'a str>,
 }
 
+/// The start of the engine's path in a request's URI path, so that the request path finds it
+/// again without resolving the tenant a second time. Unlike [`TenantRoute`], it does not borrow
+/// the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnginePath {
+    /// Byte offset in the URI path. It is the path's length when the engine's path is the `/`
+    /// that stands for an empty rest.
+    start: usize,
+}
+
+impl EnginePath {
+    /// Finds the engine's path of `route` in `request`, the request it was resolved from.
+    pub fn locate(request: &Parts, route: &TenantRoute<'_>) -> EnginePath {
+        let whole = request.uri.path();
+        let start = match whole.strip_suffix(route.path) {
+            Some(before) => before.len(),
+            None => whole.len(),
+        };
+        EnginePath { start }
+    }
+
+    /// Returns the engine's path in `request`, which must be the request this was located in.
+    pub fn of(self, request: &Parts) -> &str {
+        engine_path(request.uri.path().get(self.start..).unwrap_or_default())
+    }
+}
+
 /// Reason a request could not be attributed to a deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteError<'a> {
@@ -243,6 +270,28 @@ mod tests {
                 Err(RouteError::MissingDeployment { org: "acme" }),
                 "uri {uri}"
             );
+        }
+    }
+
+    #[test]
+    fn engine_path_is_found_again() {
+        let cases = [
+            (
+                "/petstore/pets/1?limit=2",
+                Some("acme.localhost"),
+                "/pets/1",
+            ),
+            ("/petstore", Some("acme.localhost"), "/"),
+            ("/petstore/", Some("acme.localhost"), "/"),
+            ("/_m/acme/petstore/pets/%7Bid%7D", None, "/pets/%7Bid%7D"),
+            ("/_m/acme/petstore", None, "/"),
+        ];
+        for (uri, host, expected) in cases {
+            let request = parts(uri, host);
+            let route = resolve(&request, "localhost").unwrap();
+            assert_eq!(route.path, expected, "{uri}");
+            let located = EnginePath::locate(&request, &route);
+            assert_eq!(located.of(&request), expected, "{uri}");
         }
     }
 

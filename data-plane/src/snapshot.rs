@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::chaos::ChaosConfig;
 use crate::proxy::ProxyConfig;
 use crate::plugins::PluginChain;
+use crate::FastHasher;
 
 /// One deployment with its compiled mock.
 pub struct ServedDeployment {
@@ -60,6 +61,9 @@ pub enum Lookup<'a> {
     UnknownDeployment,
 }
 
+/// An organization's deployments by lowercase slug.
+type SlugMap = HashMap<String, Arc<ServedDeployment>, FastHasher>;
+
 /// An immutable table of served deployments.
 #[derive(Default)]
 pub struct Snapshot {
@@ -67,7 +71,7 @@ pub struct Snapshot {
     version: u64,
     by_id: HashMap<Uuid, Arc<ServedDeployment>>,
     /// Lowercase organization slug to lowercase deployment slug to deployment.
-    by_slug: HashMap<String, HashMap<String, Arc<ServedDeployment>>>,
+    by_slug: HashMap<String, SlugMap, FastHasher>,
     /// In single-document mode, the mock that responds to every request.
     single: Option<Arc<Mock>>,
     /// Plugin chains of the deployments that list plugins, by deployment id.
@@ -84,7 +88,7 @@ impl Snapshot {
             .map(|deployment| (deployment.id, deployment))
             .collect();
 
-        let mut by_slug: HashMap<String, HashMap<String, Arc<ServedDeployment>>> = HashMap::new();
+        let mut by_slug: HashMap<String, SlugMap, FastHasher> = HashMap::default();
         for deployment in by_id.values() {
             let deployments = by_slug
                 .entry(deployment.org_slug.to_ascii_lowercase())

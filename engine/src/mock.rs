@@ -32,6 +32,8 @@ const GENERATED_CACHE_SHARD_BYTES: usize = 1024 * 1024;
 const GENERATED_CACHE_MAX_BODY: usize = 256 * 1024;
 /// The response header that lists validation problems when validation is `warn`.
 pub const VALIDATION_WARNING_HEADER: &str = "x-mockforge-validation";
+/// The `Prefer` request header (RFC 7240), as a name that lookups do not parse again.
+const PREFER: HeaderName = HeaderName::from_static("prefer");
 
 /// One compiled deployment: request in, response out.
 pub struct Mock {
@@ -164,7 +166,7 @@ struct Preference<'r> {
 impl<'r> Preference<'r> {
     fn parse(headers: &'r HeaderMap) -> Preference<'r> {
         let mut preference = Preference::default();
-        for value in headers.get_all("prefer") {
+        for value in headers.get_all(PREFER) {
             let Ok(text) = value.to_str() else { continue };
             for token in text.split([',', ';']) {
                 let Some((name, value)) = token.split_once('=') else {

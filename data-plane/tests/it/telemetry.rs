@@ -278,13 +278,20 @@ async fn admin_listener_serves_metrics() {
 /// Polls `Edge::metrics_text` until it contains `line`, because the logging phase counts a
 /// request a moment after the client saw its response.
 async fn wait_for_metric(edge: &TestEdge, line: &str) -> String {
+    let text = poll_metrics(edge, |text| text.contains(line)).await;
+    assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    text
+}
+
+/// Polls `Edge::metrics_text` for up to 5 seconds until `done` accepts it, and returns the last
+/// text read.
+async fn poll_metrics(edge: &TestEdge, done: impl Fn(&str) -> bool) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let mut text = edge.edge.metrics_text();
-    while !text.contains(line) && tokio::time::Instant::now() < deadline {
+    while !done(&text) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
         text = edge.edge.metrics_text();
     }
-    assert!(text.contains(line), "missing {line:?} in:\n{text}");
     text
 }
 
@@ -315,7 +322,8 @@ async fn removed_deployment_leaves_metrics() {
 
     let version = feed.remove(petstore.id);
     edge.wait_for_version(version, Duration::from_secs(5)).await;
-    let text = edge.edge.metrics_text();
+    // The edge removes the series right after it publishes the snapshot.
+    let text = poll_metrics(&edge, |text| !text.contains(r#"deployment="petstore""#)).await;
     assert!(
         !text.contains(r#"deployment="petstore""#),
         "series of the removed deployment in:\n{text}"

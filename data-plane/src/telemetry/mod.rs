@@ -3,24 +3,26 @@
 //! Each deployment's counters and request-log ring sit behind an `Arc` in a `DashMap` keyed by
 //! deployment id, split into one shard per worker thread on cache lines of its own. A request
 //! touches only its thread's shard, so workers do not contend on counters or on the log lock.
-//! [`Telemetry::take_batch`] swaps every shard's window counters to zero and merges the shards,
-//! so every request is counted in exactly one batch even while requests keep arriving.
+//! The counters only grow. [`Telemetry::take_batch`] sums the shards and ships the difference
+//! from the previous batch, and a Prometheus scrape sums them too (see [`series`]), so every
+//! request is counted in exactly one batch even while requests keep arriving.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use dashmap::DashMap;
 use mockforge_snapshot::{DeploymentUsage, RequestLog, TelemetryBatch, LATENCY_BUCKETS_MS};
 use parking_lot::Mutex;
-use prometheus::{
-    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-};
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use uuid::Uuid;
 
 use crate::snapshot::ServedDeployment;
+use crate::FastHasher;
+use series::{DeploymentCollector, Series, Totals};
+
+mod series;
 
 /// Request logs kept per deployment between two flushes; older ones are dropped first.
 pub const LOGS_PER_DEPLOYMENT: usize = 200;
@@ -53,23 +55,33 @@ pub struct Finished<'a> {
 #[derive(Debug, Clone)]
 pub(crate) struct LogMessage(pub(crate) String);
 
+/// Every deployment's counters, by deployment id.
+type StatsMap = DashMap<Uuid, Arc<DeploymentStats>, FastHasher>;
+
 /// Counters of one deployment.
 struct DeploymentStats {
     deployment_id: Uuid,
     org_id: Uuid,
     shards: Box<[StatsShard]>,
-    /// `None` until the first request and again after the deployment left the snapshot, so a
-    /// request recreates the series that [`Telemetry::remove_deployment_series`] removed.
-    metrics: ArcSwapOption<DeploymentMetrics>,
+    /// The totals that earlier batches carried, so the next batch carries the difference. Only
+    /// [`Telemetry::take_batch`] locks it.
+    shipped: Mutex<Totals>,
+    /// True while `series` is set, so a request reads a flag instead of taking the lock.
+    has_series: AtomicBool,
+    /// The deployment's Prometheus series: `None` until the first request and again after the
+    /// deployment left the snapshot, so a request recreates the series from zero.
+    series: Mutex<Option<Series>>,
 }
 
 /// One worker thread's share of a deployment's counters, aligned so that two shards never share
-/// a cache line.
+/// a cache line. The counters only grow.
 #[repr(align(128))]
 struct StatsShard {
     requests: AtomicU64,
     /// Responses by status code from 100 to 599, at index `status - 100`.
     statuses: Box<[AtomicU64]>,
+    /// Requests that ended without a response (status 0).
+    no_response: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_SLOTS],
     latency_micros_sum: AtomicU64,
     bytes_in: AtomicU64,
@@ -82,37 +94,13 @@ impl StatsShard {
         StatsShard {
             requests: AtomicU64::new(0),
             statuses: (0..STATUS_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            no_response: AtomicU64::new(0),
             latency_buckets: Default::default(),
             latency_micros_sum: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             logs: Mutex::new(VecDeque::new()),
         }
-    }
-}
-
-impl StatsShard {
-    /// Adds the shard's window counters to `usage` and moves its request logs to `logs`,
-    /// leaving the shard at zero.
-    fn take_into(&self, usage: &mut DeploymentUsage, logs: &mut Vec<RequestLog>) {
-        logs.extend(self.logs.lock().drain(..));
-        let requests = self.requests.swap(0, Ordering::AcqRel);
-        if requests == 0 {
-            return;
-        }
-        usage.requests += requests;
-        for (index, slot) in self.statuses.iter().enumerate() {
-            let count = slot.swap(0, Ordering::AcqRel);
-            if count > 0 {
-                *usage.status_counts.entry(FIRST_STATUS + index as u16).or_default() += count;
-            }
-        }
-        for (total, bucket) in usage.latency_buckets.iter_mut().zip(&self.latency_buckets) {
-            *total += bucket.swap(0, Ordering::AcqRel);
-        }
-        usage.latency_ms_sum += self.latency_micros_sum.swap(0, Ordering::AcqRel) as f64 / 1000.0;
-        usage.bytes_in += self.bytes_in.swap(0, Ordering::AcqRel);
-        usage.bytes_out += self.bytes_out.swap(0, Ordering::AcqRel);
     }
 }
 
@@ -127,20 +115,9 @@ fn shard_index(shards: usize) -> usize {
     INDEX.with(|index| index % shards)
 }
 
-/// Prometheus series of one deployment, created on its first request.
-struct DeploymentMetrics {
-    org: String,
-    deployment: String,
-    by_class: [OnceLock<IntCounter>; 6],
-    latency: prometheus::Histogram,
-}
-
 /// The edge's Prometheus registry and metric families.
 pub(crate) struct Metrics {
     pub(crate) registry: Registry,
-    requests: IntCounterVec,
-    duration: HistogramVec,
-    errors: IntCounterVec,
     rate_limited: IntCounterVec,
     unrouted: IntCounterVec,
     snapshot_version: IntGauge,
@@ -153,33 +130,9 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    fn new() -> Metrics {
+    /// Creates the metric families, with the per-deployment series of `deployments`.
+    fn new(deployments: Arc<StatsMap>) -> Metrics {
         let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "mockforge_edge_requests_total",
-                "Requests answered per deployment, by status class",
-            ),
-            &["org", "deployment", "status_class"],
-        )
-        .expect("valid metric");
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                "mockforge_edge_request_duration_seconds",
-                "Time from the start of a request to its logging, per deployment",
-            )
-            .buckets(LATENCY_BUCKETS_MS.iter().map(|ms| ms / 1000.0).collect()),
-            &["org", "deployment"],
-        )
-        .expect("valid metric");
-        let errors = IntCounterVec::new(
-            Opts::new(
-                "mockforge_edge_errors_total",
-                "Requests per deployment that ended with a 5xx status or no response",
-            ),
-            &["org", "deployment"],
-        )
-        .expect("valid metric");
         let rate_limited = IntCounterVec::new(
             Opts::new(
                 "mockforge_edge_rate_limited_total",
@@ -223,9 +176,7 @@ impl Metrics {
         .expect("valid metric");
 
         for collector in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(duration.clone()),
-            Box::new(errors.clone()),
+            Box::new(DeploymentCollector::new(deployments)) as Box<dyn prometheus::core::Collector>,
             Box::new(rate_limited.clone()),
             Box::new(unrouted.clone()),
             Box::new(snapshot_version.clone()),
@@ -240,9 +191,6 @@ impl Metrics {
         }
         Metrics {
             registry,
-            requests,
-            duration,
-            errors,
             rate_limited,
             unrouted,
             snapshot_version,
@@ -270,7 +218,7 @@ impl Metrics {
 
 /// Telemetry of one edge.
 pub(crate) struct Telemetry {
-    deployments: DashMap<Uuid, Arc<DeploymentStats>>,
+    deployments: Arc<StatsMap>,
     /// Shards per deployment: the number of worker threads.
     shards: usize,
     pub(crate) metrics: Metrics,
@@ -282,10 +230,11 @@ pub(crate) struct Telemetry {
 impl Telemetry {
     /// Creates the telemetry of an edge whose requests run on `threads` worker threads.
     pub(crate) fn new(threads: usize) -> Telemetry {
+        let deployments = Arc::new(StatsMap::default());
         Telemetry {
-            deployments: DashMap::new(),
+            deployments: deployments.clone(),
             shards: threads.clamp(1, MAX_SHARDS),
-            metrics: Metrics::new(),
+            metrics: Metrics::new(deployments),
             pending: Mutex::new(None),
             window_start_unix_ms: AtomicU64::new(now_unix_ms() as u64),
         }
@@ -294,15 +243,19 @@ impl Telemetry {
     /// Counts one finished request to `served`.
     pub(crate) fn record(&self, served: &ServedDeployment, finished: Finished<'_>) {
         let stats = self.stats(served);
+        if !stats.has_series.load(Ordering::Acquire) {
+            create_series(&stats, served);
+        }
         let shard = &stats.shards[shard_index(stats.shards.len())];
         shard.requests.fetch_add(1, Ordering::Relaxed);
-        if let Some(slot) = finished
+        let status_slot = finished
             .status
             .checked_sub(FIRST_STATUS)
-            .and_then(|index| shard.statuses.get(index as usize))
-        {
-            slot.fetch_add(1, Ordering::Relaxed);
-        }
+            .and_then(|index| shard.statuses.get(index as usize));
+        match status_slot {
+            Some(slot) => slot.fetch_add(1, Ordering::Relaxed),
+            None => shard.no_response.fetch_add(1, Ordering::Relaxed),
+        };
         let latency_ms = finished.latency.as_secs_f64() * 1000.0;
         let bucket = LATENCY_BUCKETS_MS
             .iter()
@@ -329,32 +282,11 @@ impl Telemetry {
             request_id: finished.request_id,
             message: finished.message,
         };
-        {
-            let mut logs = shard.logs.lock();
-            if logs.len() >= LOGS_PER_DEPLOYMENT.div_ceil(stats.shards.len()) {
-                logs.pop_front();
-            }
-            logs.push_back(log);
+        let mut logs = shard.logs.lock();
+        if logs.len() >= LOGS_PER_DEPLOYMENT.div_ceil(stats.shards.len()) {
+            logs.pop_front();
         }
-
-        let metrics = self.deployment_metrics(&stats, served);
-        let class = status_class_index(finished.status);
-        metrics.by_class[class]
-            .get_or_init(|| {
-                self.metrics.requests.with_label_values(&[
-                    metrics.org.as_str(),
-                    metrics.deployment.as_str(),
-                    STATUS_CLASSES[class],
-                ])
-            })
-            .inc();
-        metrics.latency.observe(finished.latency.as_secs_f64());
-        if finished.status >= 500 || finished.status == 0 {
-            self.metrics
-                .errors
-                .with_label_values(&[metrics.org.as_str(), metrics.deployment.as_str()])
-                .inc();
-        }
+        logs.push_back(log);
     }
 
     /// Counts a request that matched no deployment.
@@ -381,50 +313,21 @@ impl Telemetry {
     pub(crate) fn remove_deployment_series(&self, left: &ServedDeployment) {
         let org = left.org_slug.as_str();
         let deployment = left.slug.as_str();
-        let metrics = &self.metrics;
         // `remove_label_values` fails for series that were never created, which is expected.
-        for class in STATUS_CLASSES {
-            let _ = metrics
-                .requests
-                .remove_label_values(&[org, deployment, class]);
-        }
-        let _ = metrics.duration.remove_label_values(&[org, deployment]);
-        let _ = metrics.errors.remove_label_values(&[org, deployment]);
         for window in RATE_LIMIT_WINDOWS {
-            let _ = metrics
+            let _ = self
+                .metrics
                 .rate_limited
                 .remove_label_values(&[org, deployment, window]);
         }
         if let Some(stats) = self.deployments.get(&left.id) {
-            stats.metrics.store(None);
+            let mut series = stats.series.lock();
+            *series = None;
+            stats.has_series.store(false, Ordering::Release);
         }
     }
 
     /// Returns the Prometheus series of a deployment, creating them on its first request.
-    fn deployment_metrics(
-        &self,
-        stats: &DeploymentStats,
-        served: &ServedDeployment,
-    ) -> Arc<DeploymentMetrics> {
-        if let Some(metrics) = stats.metrics.load_full() {
-            return metrics;
-        }
-        // Two requests racing here build equal values: `with_label_values` returns the same
-        // series for the same labels.
-        let latency = self
-            .metrics
-            .duration
-            .with_label_values(&[served.org_slug.as_str(), served.slug.as_str()]);
-        let metrics = Arc::new(DeploymentMetrics {
-            org: served.org_slug.clone(),
-            deployment: served.slug.clone(),
-            by_class: Default::default(),
-            latency,
-        });
-        stats.metrics.store(Some(metrics.clone()));
-        metrics
-    }
-
     fn stats(&self, served: &ServedDeployment) -> Arc<DeploymentStats> {
         if let Some(stats) = self.deployments.get(&served.id) {
             return stats.clone();
@@ -436,7 +339,9 @@ impl Telemetry {
                     deployment_id: served.id,
                     org_id: served.org_id,
                     shards: (0..self.shards).map(|_| StatsShard::new()).collect(),
-                    metrics: ArcSwapOption::empty(),
+                    shipped: Mutex::new(Totals::default()),
+                    has_series: AtomicBool::new(false),
+                    series: Mutex::new(None),
                 })
             })
             .clone()
@@ -458,22 +363,25 @@ impl Telemetry {
         };
         for entry in self.deployments.iter() {
             let stats = entry.value();
-            let mut usage = DeploymentUsage {
-                deployment_id: stats.deployment_id,
-                org_id: stats.org_id,
-                requests: 0,
-                status_counts: BTreeMap::new(),
-                latency_buckets: vec![0; LATENCY_SLOTS],
-                latency_ms_sum: 0.0,
-                bytes_in: 0,
-                bytes_out: 0,
-            };
             for shard in stats.shards.iter() {
-                shard.take_into(&mut usage, &mut batch.logs);
+                batch.logs.extend(shard.logs.lock().drain(..));
             }
-            if usage.requests > 0 {
-                batch.usage.push(usage);
+            let requests: u64 = stats
+                .shards
+                .iter()
+                .map(|shard| shard.requests.load(Ordering::Acquire))
+                .sum();
+            let mut shipped = stats.shipped.lock();
+            if requests == shipped.requests {
+                continue;
             }
+            let current = Totals::read(&stats.shards);
+            let window = current.since(&shipped);
+            *shipped = current;
+            drop(shipped);
+            batch
+                .usage
+                .push(window.into_usage(stats.deployment_id, stats.org_id));
         }
         batch.logs.sort_by_key(|log| log.at_unix_ms);
 
@@ -492,6 +400,19 @@ impl Telemetry {
         };
         *pending = Some(merged);
     }
+}
+
+/// Creates the Prometheus series of a deployment, starting from zero.
+fn create_series(stats: &DeploymentStats, served: &ServedDeployment) {
+    let mut series = stats.series.lock();
+    if series.is_none() {
+        *series = Some(Series {
+            org: served.org_slug.clone(),
+            deployment: served.slug.clone(),
+            base: Totals::read(&stats.shards),
+        });
+    }
+    stats.has_series.store(true, Ordering::Release);
 }
 
 const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
@@ -605,19 +526,104 @@ mod tests {
         assert_eq!(batch.usage.len(), 1);
         let usage = &batch.usage[0];
         assert_eq!(usage.requests, 300);
-        assert_eq!(usage.status_counts, BTreeMap::from([(200, 150), (404, 150)]));
-        assert_eq!(usage.latency_buckets[0], 300, "all requests in the first bucket");
+        assert_eq!(
+            usage.status_counts,
+            BTreeMap::from([(200, 150), (404, 150)])
+        );
+        assert_eq!(
+            usage.latency_buckets[0], 300,
+            "all requests in the first bucket"
+        );
         assert_eq!(usage.bytes_in, 300);
         assert_eq!(usage.bytes_out, 3000);
         assert!((usage.latency_ms_sum - 90.0).abs() < 1e-9);
         // Each thread's shard keeps its newest half of the ring's capacity.
         assert_eq!(batch.logs.len(), LOGS_PER_DEPLOYMENT);
-        assert!(batch.logs.windows(2).all(|pair| pair[0].at_unix_ms <= pair[1].at_unix_ms));
+        assert!(batch
+            .logs
+            .windows(2)
+            .all(|pair| pair[0].at_unix_ms <= pair[1].at_unix_ms));
         assert_eq!(batch.logs.last().unwrap().request_id, "r-1-149");
 
         let empty = telemetry.take_batch("node-1");
         assert!(empty.usage.is_empty());
         assert!(empty.logs.is_empty());
+    }
+
+    fn finished(status: u16, latency_ms: u64) -> Finished<'static> {
+        Finished {
+            method: "GET",
+            path: "/pets",
+            status,
+            latency: Duration::from_millis(latency_ms),
+            at_unix_ms: 0,
+            request_id: "r-1".to_owned(),
+            bytes_in: 0,
+            bytes_out: 10,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn series_render_from_shards() {
+        let telemetry = Telemetry::new(2);
+        let served = crate::snapshot::tests::deployment(7, "acme", "petstore");
+        for (status, latency_ms) in [(200, 1), (200, 3000), (503, 1), (0, 1)] {
+            telemetry.record(&served, finished(status, latency_ms));
+        }
+
+        let text = telemetry.metrics.render();
+        for line in [
+            r#"mockforge_edge_requests_total{deployment="petstore",org="acme",status_class="2xx"} 2"#,
+            r#"mockforge_edge_requests_total{deployment="petstore",org="acme",status_class="5xx"} 1"#,
+            r#"mockforge_edge_requests_total{deployment="petstore",org="acme",status_class="none"} 1"#,
+            r#"mockforge_edge_errors_total{deployment="petstore",org="acme"} 2"#,
+            r#"mockforge_edge_request_duration_seconds_count{deployment="petstore",org="acme"} 4"#,
+            r#"mockforge_edge_request_duration_seconds_bucket{deployment="petstore",org="acme",le="+Inf"} 4"#,
+            r#"mockforge_edge_request_duration_seconds_sum{deployment="petstore",org="acme"} 3.003"#,
+            "# TYPE mockforge_edge_requests_total counter",
+            "# TYPE mockforge_edge_request_duration_seconds histogram",
+        ] {
+            assert!(
+                text.lines().any(|metric| metric == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+        let fast = text
+            .lines()
+            .find(|line| line.contains(r#"_bucket{deployment="petstore",org="acme",le="0.001"}"#))
+            .unwrap_or_else(|| panic!("no 1 ms bucket in:\n{text}"));
+        assert!(fast.ends_with(" 3"), "{fast}");
+        assert!(!text.contains(r#"status_class="4xx""#), "{text}");
+
+        // Series removed with the deployment disappear, and come back from zero, while the
+        // usage batch still carries every request.
+        telemetry.remove_deployment_series(&served);
+        assert!(!telemetry.metrics.render().contains("petstore"));
+        telemetry.record(&served, finished(404, 1));
+        let text = telemetry.metrics.render();
+        let line = r#"mockforge_edge_requests_total{deployment="petstore",org="acme",status_class="4xx"} 1"#;
+        assert!(
+            text.lines().any(|metric| metric == line),
+            "missing {line:?} in:\n{text}"
+        );
+        assert!(!text.contains(r#"status_class="2xx""#), "{text}");
+
+        let batch = telemetry.take_batch("node-1");
+        assert_eq!(batch.usage.len(), 1);
+        let usage = &batch.usage[0];
+        assert_eq!(usage.requests, 5);
+        assert_eq!(
+            usage.status_counts,
+            BTreeMap::from([(200, 2), (404, 1), (503, 1)])
+        );
+        assert_eq!(usage.bytes_out, 50);
+        // Taking a batch leaves the Prometheus counters alone.
+        assert!(telemetry
+            .metrics
+            .render()
+            .lines()
+            .any(|metric| metric == line));
     }
 
     #[test]
