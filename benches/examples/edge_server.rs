@@ -2,7 +2,8 @@
 //! deployment `petstore`, reachable as `http://{listen}/_m/acme/petstore/pets`, on a plan whose
 //! limits are checked on every request but never reached.
 //!
-//! Usage: `edge_server [LISTEN_ADDR]` (default `127.0.0.1:18083`). Stops on Ctrl-C or SIGTERM.
+//! Usage: `edge_server [LISTEN_ADDR [THREADS]]` (default `127.0.0.1:18083` and the edge's
+//! default of 2 worker threads). Stops on Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +24,12 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:18083".to_owned())
         .parse()
         .context("the first argument must be a socket address such as 127.0.0.1:18083")?;
+    let threads = match std::env::args().nth(2) {
+        Some(threads) => threads
+            .parse()
+            .context("the second argument must be a number of worker threads")?,
+        None => EdgeConfig::default().threads,
+    };
 
     // The log output of `mockforge edge`, because an enabled subscriber changes the cost of
     // every request.
@@ -31,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         listen,
         node_name: "bench".to_owned(),
         plans: bench_plans(),
+        threads,
         ..EdgeConfig::default()
     });
     let handle = edge.start()?;

@@ -44,10 +44,17 @@ fn main() -> anyhow::Result<()> {
     let listen = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:18087".to_owned());
+    // The same number of worker threads as the edge's default unless the second argument sets
+    // another.
+    let threads = match std::env::args().nth(2) {
+        Some(threads) => threads
+            .parse()
+            .map_err(|_| anyhow::anyhow!("the second argument must be a number of worker threads"))?,
+        None => 2,
+    };
     let mut server = Server::new(None)?;
-    // The same number of worker threads as the edge's default.
     server.configuration = Arc::new(ServerConf {
-        threads: 2,
+        threads,
         ..ServerConf::default()
     });
     let mut service = Service::new("pingora-floor".to_owned(), FixedBody);

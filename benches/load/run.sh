@@ -7,7 +7,8 @@
 # when their commands are installed.
 #
 # Usage: benches/load/run.sh
-# Settings (environment): DURATION (default 10s), CONNECTIONS (32), THREADS (1),
+# Settings (environment): DURATION (default 10s), CONNECTIONS (32), THREADS (wrk threads, 1),
+# WORKERS (worker processes or threads of nginx, the pingora floor and the edge; 2),
 # BASE_PORT (18081; the servers use BASE_PORT to BASE_PORT+6).
 # Installs wrk and nginx with apt-get when missing, so it needs root for the first run.
 set -euo pipefail
@@ -16,6 +17,7 @@ cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
+WORKERS=${WORKERS:-2}
 BASE_PORT=${BASE_PORT:-18081}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/mockforge-target}
 
@@ -69,7 +71,7 @@ wait_ready() {
 start_nginx() {
   mkdir -p "$WORK/nginx"
   cat >"$WORK/nginx/nginx.conf" <<EOF
-worker_processes 2;
+worker_processes $WORKERS;
 daemon off;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log;
@@ -155,10 +157,10 @@ start_nginx
 RUST_LOG=warn "$MOCKFORGE" mock "$DOCUMENT" --listen "127.0.0.1:$MOCK_PORT" >"$WORK/mock.log" 2>&1 &
 MOCK_PID=$!
 PIDS+=("$MOCK_PID")
-"$EDGE_SERVER" "127.0.0.1:$EDGE_PORT" >"$WORK/edge.log" 2>&1 &
+"$EDGE_SERVER" "127.0.0.1:$EDGE_PORT" "$WORKERS" >"$WORK/edge.log" 2>&1 &
 EDGE_PID=$!
 PIDS+=("$EDGE_PID")
-"$PINGORA_FLOOR" "127.0.0.1:$FLOOR_PORT" >"$WORK/floor.log" 2>&1 &
+"$PINGORA_FLOOR" "127.0.0.1:$FLOOR_PORT" "$WORKERS" >"$WORK/floor.log" 2>&1 &
 FLOOR_PID=$!
 PIDS+=("$FLOOR_PID")
 
@@ -210,6 +212,6 @@ else
 fi
 
 echo
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $WORKERS server workers, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')"
 printf '%-34s %12s %10s %10s %8s %12s\n' "server" "requests/s" "p50" "p99" "vs nginx" "CPU µs/req"
 printf '%s\n' "${RESULTS[@]}"

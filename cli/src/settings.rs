@@ -42,6 +42,11 @@ pub struct SettingArgs {
     #[arg(long, env = "MOCKFORGE_EDGE_MAX_CONNECTIONS", value_name = "COUNT")]
     pub edge_max_connections: Option<String>,
 
+    /// Number of worker threads that serve requests on the edge [default: the number of CPU
+    /// cores].
+    #[arg(long, env = "MOCKFORGE_EDGE_THREADS", value_name = "COUNT")]
+    pub edge_threads: Option<String>,
+
     /// Maximum number of requests the edge serves at once. More get 503 [default: 10000].
     #[arg(long, env = "MOCKFORGE_EDGE_MAX_CONCURRENT_REQUESTS", value_name = "COUNT")]
     pub edge_max_concurrent_requests: Option<String>,
@@ -137,6 +142,8 @@ pub struct Settings {
     pub edge_tls: Option<TlsConfig>,
     /// Maximum number of open client connections on the edge.
     pub edge_max_connections: usize,
+    /// Number of the edge's worker threads.
+    pub edge_threads: usize,
     pub edge_max_concurrent_requests: usize,
     pub edge_max_request_body_bytes: usize,
     pub edge_max_header_bytes: usize,
@@ -232,6 +239,7 @@ const KEYS: &[(&str, &str, &str)] = &[
     ("edge_listen", "--edge-listen", "MOCKFORGE_EDGE_LISTEN"),
     ("admin_listen", "--admin-listen", "MOCKFORGE_EDGE_ADMIN_LISTEN"),
     ("edge_max_connections", "--edge-max-connections", "MOCKFORGE_EDGE_MAX_CONNECTIONS"),
+    ("edge_threads", "--edge-threads", "MOCKFORGE_EDGE_THREADS"),
     ("edge_max_concurrent_requests", "--edge-max-concurrent-requests", "MOCKFORGE_EDGE_MAX_CONCURRENT_REQUESTS"),
     ("edge_max_request_body_bytes", "--edge-max-request-body-bytes", "MOCKFORGE_EDGE_MAX_REQUEST_BODY_BYTES"),
     ("edge_max_header_bytes", "--edge-max-header-bytes", "MOCKFORGE_EDGE_MAX_HEADER_BYTES"),
@@ -308,6 +316,7 @@ impl Settings {
             plans: self.plans.clone(),
             admin_listen: self.admin_listen,
             max_connections: self.edge_max_connections,
+            threads: self.edge_threads,
             max_concurrent_requests: self.edge_max_concurrent_requests,
             max_request_body_bytes: self.edge_max_request_body_bytes,
             max_header_bytes: self.edge_max_header_bytes,
@@ -355,6 +364,8 @@ impl Settings {
             let value = parse_positive(layers.get(key), default as u64, expected, problems);
             usize::try_from(value).unwrap_or(usize::MAX)
         };
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let edge_threads = positive_usize("edge_threads", cores, "a positive number of threads");
         let edge_max_concurrent_requests = positive_usize(
             "edge_max_concurrent_requests",
             mockforge_edge::DEFAULT_MAX_CONCURRENT_REQUESTS,
@@ -429,6 +440,7 @@ impl Settings {
             admin_listen,
             edge_tls,
             edge_max_connections,
+            edge_threads,
             edge_max_concurrent_requests,
             edge_max_request_body_bytes,
             edge_max_header_bytes,
@@ -460,6 +472,7 @@ fn overrides_from(args: &SettingArgs) -> BTreeMap<&'static str, String> {
         ("edge_listen", &args.edge_listen),
         ("admin_listen", &args.admin_listen),
         ("edge_max_connections", &args.edge_max_connections),
+        ("edge_threads", &args.edge_threads),
         ("edge_max_concurrent_requests", &args.edge_max_concurrent_requests),
         ("edge_max_request_body_bytes", &args.edge_max_request_body_bytes),
         ("edge_max_header_bytes", &args.edge_max_header_bytes),
@@ -836,6 +849,10 @@ mod tests {
         assert_eq!(settings.plans, PlanTable::default(), "the example lists the built-in plans");
         assert_eq!(settings.api_listen.port(), 8080);
         assert_eq!(settings.edge_max_connections, 10_000);
+        assert_eq!(settings.edge_max_concurrent_requests, mockforge_edge::DEFAULT_MAX_CONCURRENT_REQUESTS);
+        assert_eq!(settings.edge_max_request_body_bytes, mockforge_edge::DEFAULT_MAX_REQUEST_BODY_BYTES);
+        assert_eq!(settings.edge_max_header_bytes, mockforge_edge::DEFAULT_MAX_HEADER_BYTES);
+        assert_eq!(settings.edge_request_timeout, mockforge_edge::DEFAULT_REQUEST_TIMEOUT);
         assert!(!settings.fetch.allow_private_networks);
 
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/production.toml");
@@ -893,10 +910,13 @@ mod tests {
         assert_eq!(config.max_header_bytes, mockforge_edge::DEFAULT_MAX_HEADER_BYTES);
         assert_eq!(config.request_timeout, mockforge_edge::DEFAULT_REQUEST_TIMEOUT);
         assert_eq!(config.node_name, "local");
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(config.threads, cores);
 
         let file = "edge_max_concurrent_requests = 500\nedge_max_request_body_bytes = 2048\n\
-                    edge_max_header_bytes = 8192\nedge_request_timeout_ms = 1500\n";
+                    edge_max_header_bytes = 8192\nedge_request_timeout_ms = 1500\nedge_threads = 3\n";
         let config = resolve_with(SettingArgs::default(), file).unwrap().edge_config("eu-1");
+        assert_eq!(config.threads, 3);
         assert_eq!(config.max_concurrent_requests, 500);
         assert_eq!(config.max_request_body_bytes, 2048);
         assert_eq!(config.max_header_bytes, 8192);
