@@ -2,8 +2,8 @@
 //! deployment `petstore`, reachable as `http://{listen}/_m/acme/petstore/pets`, on a plan whose
 //! limits are checked on every request but never reached.
 //!
-//! Usage: `edge_server [LISTEN_ADDR [THREADS]]` (default `127.0.0.1:18083` and the edge's
-//! default of 2 worker threads). Stops on Ctrl-C or SIGTERM.
+//! Usage: `edge_server [LISTEN_ADDR [THREADS]]` (default `127.0.0.1:18083` and one worker
+//! thread per CPU core). Stops on Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

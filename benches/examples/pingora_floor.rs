@@ -50,7 +50,7 @@ fn main() -> anyhow::Result<()> {
         Some(threads) => threads
             .parse()
             .map_err(|_| anyhow::anyhow!("the second argument must be a number of worker threads"))?,
-        None => 2,
+        None => mockforge_edge::default_threads(),
     };
     let mut server = Server::new(None)?;
     server.configuration = Arc::new(ServerConf {

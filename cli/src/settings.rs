@@ -364,8 +364,8 @@ impl Settings {
             let value = parse_positive(layers.get(key), default as u64, expected, problems);
             usize::try_from(value).unwrap_or(usize::MAX)
         };
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let edge_threads = positive_usize("edge_threads", cores, "a positive number of threads");
+        let edge_threads =
+            positive_usize("edge_threads", mockforge_edge::default_threads(), "a positive number of threads");
         let edge_max_concurrent_requests = positive_usize(
             "edge_max_concurrent_requests",
             mockforge_edge::DEFAULT_MAX_CONCURRENT_REQUESTS,
@@ -910,8 +910,7 @@ mod tests {
         assert_eq!(config.max_header_bytes, mockforge_edge::DEFAULT_MAX_HEADER_BYTES);
         assert_eq!(config.request_timeout, mockforge_edge::DEFAULT_REQUEST_TIMEOUT);
         assert_eq!(config.node_name, "local");
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        assert_eq!(config.threads, cores);
+        assert_eq!(config.threads, mockforge_edge::default_threads());
 
         let file = "edge_max_concurrent_requests = 500\nedge_max_request_body_bytes = 2048\n\
                     edge_max_header_bytes = 8192\nedge_request_timeout_ms = 1500\nedge_threads = 3\n";

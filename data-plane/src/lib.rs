@@ -63,6 +63,11 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Default interval between two telemetry batches: 5 s.
 pub const DEFAULT_TELEMETRY_INTERVAL: Duration = Duration::from_secs(5);
 
+/// Returns the default number of worker threads: the number of CPU cores the process may use.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// Settings of an edge node.
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
@@ -76,7 +81,7 @@ pub struct EdgeConfig {
     /// Maximum request body size in bytes; larger requests get 413. A plan's
     /// `max_request_body_bytes` can only lower it.
     pub max_request_body_bytes: usize,
-    /// Number of pingora worker threads.
+    /// Number of pingora worker threads; by default one per CPU core ([`default_threads`]).
     pub threads: usize,
     /// Limits of every plan, looked up by a deployment's plan name.
     pub plans: PlanTable,
@@ -110,7 +115,7 @@ impl Default for EdgeConfig {
             base_domain: "localhost".to_owned(),
             node_name: "local".to_owned(),
             max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
-            threads: 2,
+            threads: default_threads(),
             plans: PlanTable::default(),
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,

@@ -487,3 +487,52 @@ async fn plugins_run_on_remote_edges() {
 
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn limit_overrides_reach_remote_edges() {
+    let cluster = Cluster::start(None).await;
+    let api = customer_at(&cluster.api, "capped").await;
+    let id = deploy(&api, "limited").await;
+    wait_on_edges(&cluster, &[0, 1], "capped", "limited", 200, Duration::from_secs(30)).await;
+    let (_, deployment) = api.get(&format!("/api/v1/deployments/{id}")).await;
+    let org_id = deployment["org_id"].as_str().expect("org_id in the deployment").to_owned();
+
+    // Overrides are set by a platform administrator signed in with a password.
+    customer_at(&cluster.api, "admin").await;
+    let (status, session) = Api::new(&cluster.api)
+        .post("/api/v1/auth/login", json!({"email": ADMIN_EMAILS, "password": "correct-horse-battery"}))
+        .await;
+    assert_eq!(status, 200, "admin login: {session}");
+    let admin = Api::new(&cluster.api).with_token(session["token"].as_str().unwrap());
+    let (status, body) =
+        admin.put(&format!("/api/v1/admin/organizations/{org_id}/limits"), json!({"requests_per_minute": 2})).await;
+    assert_eq!(status, 200, "set limits: {body}");
+
+    // Each edge enforces its own per-minute window. Both already served more than two of the
+    // organization's requests this minute, so each rejects the next one once the override has
+    // arrived.
+    let client = reqwest::Client::new();
+    for edge in &cluster.edges {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let rejection = loop {
+            let response = client.get(edge.mock_url("capped", "limited")).send().await.unwrap();
+            if response.status() == 429 {
+                let retry_after = response.headers().get("retry-after").cloned();
+                let body: Value = response.json().await.unwrap();
+                break (retry_after, body);
+            }
+            assert_eq!(response.status(), 200, "edge {}", edge.name);
+            assert!(Instant::now() < deadline, "edge {} never applied the override\n{}", edge.name, cluster.logs());
+            // Slower than the free plan's 10 requests per second and 60 per minute, so only
+            // the override can reject a request.
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        let (retry_after, body) = rejection;
+        assert_eq!(body["code"], "RATE_LIMIT_EXCEEDED", "edge {}: {body}", edge.name);
+        assert_eq!(body["details"]["limit"], 2, "edge {}: {body}", edge.name);
+        assert_eq!(body["details"]["window"], "minute", "edge {}: {body}", edge.name);
+        assert!(retry_after.is_some(), "edge {} sent no Retry-After", edge.name);
+    }
+
+    cluster.stop().await;
+}

@@ -225,8 +225,11 @@ backend_tests! {
         });
         let (status, body) = server.post("/api/v1/deployments", &account.token, &request).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "INVALID_CONFIG");
-        assert_eq!(body["details"]["problems"][0]["pointer"], "/config_json/chaos/latency");
-        assert_eq!(body["details"]["problems"][0]["message"], "fixed_ms cannot be combined with other keys");
+        assert_eq!(body["details"]["problems"][0]["pointer"], "/config_json/chaos/latency/min_ms");
+        assert_eq!(
+            body["details"]["problems"][0]["message"],
+            "cannot be combined with fixed_ms; use fixed_ms alone, or min_ms, max_ms and distribution"
+        );
         assert_nothing_written(&server, &account.token).await;
 
         let request = json!({ "name": "merged", "openapi_spec": pets_with_ids(), "template": "slow-pets@1.0.0" });
