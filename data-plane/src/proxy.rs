@@ -58,7 +58,7 @@ impl ProxyConfig {
         }
         match rejected {
             Some(ip) => Err(format!(
-                "upstream host {} resolves to the non-public address {ip}, which the edge does not forward to",
+                "upstream host {} resolves to the non-public address {ip}, which the edge does not forward to unless it runs with --fetch-allow-private-networks",
                 self.host
             )),
             None => Err(format!("upstream host {} has no address", self.host)),

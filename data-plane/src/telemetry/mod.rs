@@ -144,7 +144,9 @@ impl Metrics {
         let unrouted = IntCounterVec::new(
             Opts::new(
                 "mockforge_edge_unrouted_requests_total",
-                "Requests that matched no served deployment, by status class",
+                "Requests counted under no deployment, by status class: those that matched no served \
+             deployment, heads that could not be read, and requests rejected before routing \
+             because the edge was overloaded",
             ),
             &["status_class"],
         )

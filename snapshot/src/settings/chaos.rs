@@ -163,7 +163,13 @@ fn parse_latency(latency: &Value) -> Result<Latency, Vec<String>> {
     }
     let mut millis = |key: &str| {
         let pointer = format!("/latency/{key}");
-        parse_millis(object.get(key).unwrap_or(&Value::Null), &pointer)
+        let Some(value) = object.get(key) else {
+            problems.push(format!(
+                "{pointer}: missing; set min_ms and max_ms, or use fixed_ms alone"
+            ));
+            return None;
+        };
+        parse_millis(value, &pointer)
             .map_err(|problem| problems.push(problem))
             .ok()
     };
@@ -249,14 +255,19 @@ fn parse_fault(value: &Value) -> Result<(FaultKind, f64), Vec<String>> {
         .filter(|key| !FAULT_KEYS.contains(&key.as_str()))
         .map(|key| format!("/fault/{key}: {}", unknown_key_message(key, &FAULT_KEYS)))
         .collect();
-    let kind = match object.get("kind").and_then(Value::as_str) {
-        Some("reset") => Some(FaultKind::Reset),
-        Some("empty_response") => Some(FaultKind::EmptyResponse),
-        _ => {
+    let kind = match object.get("kind") {
+        Some(Value::String(kind)) if kind == "reset" => Some(FaultKind::Reset),
+        Some(Value::String(kind)) if kind == "empty_response" => Some(FaultKind::EmptyResponse),
+        Some(other) => {
             problems.push(format!(
-                "/fault/kind: must be \"reset\" or \"empty_response\", not {}",
-                object.get("kind").unwrap_or(&Value::Null)
+                "/fault/kind: must be \"reset\" or \"empty_response\", not {other}"
             ));
+            None
+        }
+        None => {
+            problems.push(
+                "/fault/kind: missing; set \"reset\" or \"empty_response\"".to_owned(),
+            );
             None
         }
     };
@@ -345,6 +356,15 @@ mod tests {
             assert!(error.contains(expected), "{expected} missing from {error}");
         }
         assert_eq!(error.matches("/config_json/chaos/").count(), 7, "{error}");
+
+        let error = parse_chaos(json!({"latency": {"min_ms": 5}, "fault": {"rate": 0.5}}))
+            .unwrap_err();
+        for expected in [
+            "/config_json/chaos/latency/max_ms: missing; set min_ms and max_ms, or use fixed_ms alone",
+            "/config_json/chaos/fault/kind: missing; set \"reset\" or \"empty_response\"",
+        ] {
+            assert!(error.contains(expected), "{expected} missing from {error}");
+        }
 
         let error = parse_chaos(json!({"latency": {"fixed_ms": 10, "min_ms": 1, "max_ms": 2}}))
             .unwrap_err();
