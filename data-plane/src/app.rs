@@ -75,6 +75,20 @@ pub(crate) struct RequestCtx {
 }
 
 impl RequestCtx {
+    /// Returns the slug of the addressed deployment's organization, or `-` before it is found.
+    pub(crate) fn org_slug(&self) -> &str {
+        self.served
+            .as_ref()
+            .map_or("-", |served| served.org_slug.as_str())
+    }
+
+    /// Returns the slug of the addressed deployment, or `-` before it is found.
+    pub(crate) fn deployment_slug(&self) -> &str {
+        self.served
+            .as_ref()
+            .map_or("-", |served| served.slug.as_str())
+    }
+
     pub(crate) fn new(request_id: String) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
@@ -517,8 +531,8 @@ impl EdgeApp {
         let latency = ctx.started.elapsed();
         tracing::debug!(
             request_id = %ctx.request_id,
-            org = ctx.served.as_ref().map_or("-", |served| served.org_slug.as_str()),
-            deployment = ctx.served.as_ref().map_or("-", |served| served.slug.as_str()),
+            org = ctx.org_slug(),
+            deployment = ctx.deployment_slug(),
             method = %request.method,
             path = request.uri.path(),
             status,

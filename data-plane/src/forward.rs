@@ -88,6 +88,8 @@ impl Forwarder {
                 };
                 tracing::warn!(
                     request_id = %ctx.request_id,
+                    org = ctx.org_slug(),
+                    deployment = ctx.deployment_slug(),
                     upstream = %proxy.display_url(),
                     timeout_ms = proxy.timeout.as_millis() as u64,
                     "the upstream did not send a response header in time"
@@ -115,6 +117,8 @@ impl Forwarder {
                     // signal an incomplete body.
                     tracing::warn!(
                         request_id = %ctx.request_id,
+                        org = ctx.org_slug(),
+                        deployment = ctx.deployment_slug(),
                         upstream = %proxy.display_url(),
                         %error,
                         "the upstream failed while sending its response body"
@@ -240,6 +244,8 @@ async fn upstream_failed(
 ) -> pingora::Result<Ending> {
     tracing::warn!(
         request_id = %ctx.request_id,
+        org = ctx.org_slug(),
+        deployment = ctx.deployment_slug(),
         upstream = %proxy.display_url(),
         %reason,
         "failed to forward a request to the upstream"

@@ -422,7 +422,8 @@ fn has_token(value: &HeaderValue, token: &str) -> bool {
 }
 
 /// Encodes a complete HTTP/1.1 response with `Content-Length` and `Date`, and
-/// `Connection: close` when `close` is set. A response to `HEAD` keeps its headers only.
+/// `Connection: close` when `close` is set, else `Connection: keep-alive`. A response to `HEAD`
+/// keeps its headers only.
 pub(crate) fn encode_response(
     response: http::Response<Bytes>,
     head_only: bool,
@@ -457,9 +458,9 @@ pub(crate) fn encode_response(
         _ => {}
     }
     push_header(&mut encoded, b"Date", http_date().as_bytes());
-    if close {
-        push_header(&mut encoded, b"Connection", b"close");
-    }
+    // pingora's HTTP/1 server states the connection's fate on every response, so both paths do.
+    let connection: &[u8] = if close { b"close" } else { b"keep-alive" };
+    push_header(&mut encoded, b"Connection", connection);
     encoded.extend_from_slice(b"\r\n");
     if framed && !head_only {
         encoded.extend_from_slice(&body);
@@ -581,7 +582,10 @@ mod tests {
         );
         assert!(encoded.contains("\r\nContent-Length: 5\r\n"), "{encoded}");
         assert!(encoded.contains("\r\nDate: "), "{encoded}");
-        assert!(!encoded.contains("Connection"), "{encoded}");
+        assert!(
+            encoded.contains("\r\nConnection: keep-alive\r\n"),
+            "{encoded}"
+        );
         assert!(encoded.ends_with("\r\n\r\n[1,2]"), "{encoded}");
 
         let head_only = String::from_utf8(encode_response(response, true, true)).unwrap();

@@ -315,7 +315,7 @@ async fn requests_alternating_with_bodies() {
 
     // Both paths spell header names the same way.
     for names in &names_by_response {
-        for expected in ["Content-Type", "Content-Length", "Date", "x-request-id"] {
+        for expected in ["Content-Type", "Content-Length", "Date", "Connection", "x-request-id"] {
             assert!(names.contains(&expected.to_owned()), "{expected} missing from {names:?}");
         }
     }
