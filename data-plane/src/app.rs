@@ -276,7 +276,7 @@ impl EdgeApp {
         }
 
         let snapshot = self.shared.snapshot.load_full();
-        let served =
+        let (served, path) =
             match handler::find_target(&snapshot, &config.base_domain, session.req_header()) {
                 Target::Unrouted(handled) => {
                     let mut response = handled.response;
@@ -298,7 +298,6 @@ impl EdgeApp {
                 }
                 Target::Deployment(served, path) => (served, path),
             };
-        let (served, path) = served;
         let span = tracing::Span::current();
         span.record("org", served.org_slug.as_str());
         span.record("deployment", served.slug.as_str());
@@ -374,7 +373,7 @@ impl EdgeApp {
     ) -> Option<http::Response<Bytes>> {
         let config = &self.shared.config;
         let snapshot = self.shared.snapshot.load();
-        let served = match handler::find_target(&snapshot, &config.base_domain, request) {
+        let (served, path) = match handler::find_target(&snapshot, &config.base_domain, request) {
             Target::Unrouted(handled) => {
                 let mut response = handled.response;
                 finish_response(ctx, &mut response, None);
@@ -388,7 +387,6 @@ impl EdgeApp {
             }
             Target::Deployment(served, path) => (served, path),
         };
-        let (served, path) = served;
         let engine_path = path.of(request);
         let needs_more =
             snapshot.plugin_chain(&served.id).is_some()

@@ -47,7 +47,8 @@ pub use tls::TlsConfig;
 
 /// The hasher of the maps every request reads, keyed by deployment and organization ids and
 /// slugs from the snapshot. foldhash, seeded per process, costs a fraction of the standard
-/// SipHash, which took about 3% of the edge's instructions per request.
+/// SipHash, which took about 3% of the edge's instructions per request (callgrind,
+/// BENCHMARKS.md).
 pub(crate) type FastHasher = foldhash::fast::RandomState;
 
 /// Default maximum request body size: 10 MiB.
@@ -89,7 +90,7 @@ pub struct EdgeConfig {
     /// pingora itself closes connections whose headers exceed 1 MiB.
     pub max_header_bytes: usize,
     /// Time a client has to send a request head from its first byte, and then the request
-    /// body; slower requests get 408. HTTP/2 heads have pingora's own timeouts.
+    /// body. Slower requests get 408. HTTP/2 heads have pingora's own timeouts.
     pub request_timeout: Duration,
     /// Maximum number of requests served at once; more get 503 with `Retry-After`.
     pub max_concurrent_requests: usize,

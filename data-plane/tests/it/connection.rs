@@ -342,14 +342,8 @@ async fn connection_close_and_http10_close_after_response() {
         "GET /petstore/pets HTTP/1.1\r\nHost: acme.localhost\r\nConnection: close\r\n\r\n",
         "GET /petstore/pets HTTP/1.0\r\nHost: acme.localhost\r\n\r\n",
     ] {
-        let mut stream = TcpStream::connect(edge.addr).await.unwrap();
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut response = Vec::new();
-        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
-            .await
-            .expect("the edge closes the connection after the response")
-            .unwrap();
-        let response = String::from_utf8_lossy(&response);
+        // The edge closes the connection after the response.
+        let response = exchange_raw(edge.addr, request.as_bytes()).await;
         assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
         assert!(response.to_ascii_lowercase().contains("\r\nconnection: close\r\n"), "{response}");
         assert!(response.ends_with(r#"[{"id":1,"name":"Rex"}]"#), "{response}");
@@ -365,14 +359,8 @@ async fn request_shorter_than_http2_preface_is_answered() {
     // 22 and 23 bytes, shorter than the 24-byte preface: a load balancer's health check, and a
     // WebDAV method that starts with the preface's `PR`.
     for request in ["OPTIONS / HTTP/1.0\r\n\r\n", "PROPFIND / HTTP/1.0\r\n\r\n"] {
-        let mut stream = TcpStream::connect(edge.addr).await.unwrap();
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut response = Vec::new();
-        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
-            .await
-            .expect("the edge responds without waiting for more bytes")
-            .unwrap();
-        let response = String::from_utf8_lossy(&response);
+        // The edge responds without waiting for more bytes, and then closes the connection.
+        let response = exchange_raw(edge.addr, request.as_bytes()).await;
         assert!(response.starts_with("HTTP/1.1 404 Not Found\r\n"), "{request:?}: {response}");
         assert!(response.contains(r#""code":"NOT_FOUND""#), "{request:?}: {response}");
     }

@@ -502,14 +502,14 @@ pub async fn json_body(response: reqwest::Response) -> serde_json::Value {
 }
 
 /// Sends `request` on a new connection as it is and returns everything the edge sends until
-/// it closes the connection, which must happen within 10 seconds.
+/// it closes the connection, which must happen within 5 seconds.
 pub async fn exchange_raw(addr: SocketAddr, request: &[u8]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.write_all(request).await.unwrap();
     let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
         .await
         .unwrap_or_else(|_| panic!("the edge kept the connection open after {request:?}"))
         .unwrap();
